@@ -1,0 +1,157 @@
+"""The ``kgdistill`` command line.
+
+User mistakes (bad files, bad config keys, incomplete runs) are reported as one line
+on stderr with exit code 2; nothing is marked complete unless it is.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+
+from .errors import KGDistillError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Knowledge-graph-guided cross-modal knowledge distillation.")
+graph_app = typer.Typer(no_args_is_help=True, help="Inspect and load knowledge graphs.")
+app.add_typer(graph_app, name="graph")
+
+
+def _default_out(name: str) -> Path:
+    return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def _train(cfg, out: Optional[Path], quiet: bool) -> Path:
+    from .eval.report import metrics_table
+    from .pipeline import run_pipeline
+
+    out = out or _default_out(cfg.name)
+    rd = run_pipeline(cfg, out, progress=not quiet, log=(lambda *_: None) if quiet else print)
+    print(metrics_table(rd.metrics()))
+    print(f"\nrun directory: {rd.path}")
+    return rd.path
+
+
+@app.command()
+def demo(quick: bool = typer.Option(False, "--quick", help="50 diseases instead of 300 (< 3 min on 2 CPU cores)."),
+         out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: a new folder under runs/)."),
+         seed: int = typer.Option(0, "--seed"),
+         set_: List[str] = typer.Option([], "--set", help="Override a config key, e.g. --set student.epochs=10."),
+         quiet: bool = typer.Option(False, "--quiet")):
+    """Rare-disease diagnosis on the Human Phenotype Ontology, end to end."""
+    from .config import load_config, packaged_config
+
+    cfg = load_config(packaged_config("quick" if quick else "default"), [f"seed={seed}", *set_])
+    _train(cfg, out, quiet)
+
+
+@app.command()
+def train(config: Path = typer.Argument(..., help="YAML configuration."),
+          set_: List[str] = typer.Option([], "--set", help="Override a config key: --set a.b=value (repeatable)."),
+          out: Optional[Path] = typer.Option(None, "--out"),
+          quiet: bool = typer.Option(False, "--quiet")):
+    """Train teacher and students from a configuration file and evaluate them."""
+    from .config import load_config
+
+    _train(load_config(config, set_), out, quiet)
+
+
+@app.command("eval")
+def eval_(run_dir: Path = typer.Argument(...), as_json: bool = typer.Option(False, "--json"),
+          device: str = typer.Option("cpu", "--device")):
+    """Re-score a finished run's test set from its checkpoints."""
+    from .eval.report import metrics_table
+    from .pipeline import evaluate_run
+
+    m = evaluate_run(run_dir, device)
+    print(json.dumps(m, indent=2) if as_json else metrics_table(m))
+
+
+@app.command()
+def predict(run_dir: Path = typer.Argument(...),
+            text: Optional[str] = typer.Option(None, "--text", help="One input text (e.g. a clinical note)."),
+            input_: Optional[Path] = typer.Option(None, "--input", help="A file of inputs in the student's format."),
+            top_k: int = typer.Option(10, "--top-k", min=1),
+            method: str = typer.Option("kg_guided", "--method"),
+            as_json: bool = typer.Option(False, "--json")):
+    """Rank concepts for new inputs, with the graph evidence for each."""
+    from dataclasses import asdict
+
+    from .errors import DataError
+    from .predict import Predictor
+
+    if (text is None) == (input_ is None):
+        raise DataError("give exactly one of --text or --input")
+    p = Predictor.from_run_dir(run_dir, method)
+    results = p.predict_texts([text], top_k) if text is not None else p.predict_file(input_, top_k)
+    if as_json:
+        print(json.dumps([[asdict(r) for r in res] for res in results], indent=2))
+        return
+    for n, res in enumerate(results):
+        if len(results) > 1:
+            print(f"# input {n + 1}")
+        for rank, r in enumerate(res, 1):
+            tag = "" if r.seen else "  [unseen: predicted from the graph]"
+            print(f"{rank:>3}. {r.concept_id:<16} {r.score:+.3f}  {r.name}{tag}")
+            for e in r.evidence:
+                print(f"       evidence: \"{e.text}\" -> {e.finding_id} {e.finding_name} ({e.similarity:.2f})")
+
+
+@graph_app.command("inspect")
+def graph_inspect(path: Path = typer.Argument(..., help="Graph file or folder (OBO, Turtle, RDF/XML, N-Triples, GraphML, CSV)."),
+                  format: str = typer.Option("auto", "--format"), as_json: bool = typer.Option(False, "--json")):
+    """Node, edge and relation counts, roots, cycles, dangling ids."""
+    from .graph import format_inspection, inspect_graph, load_graph
+
+    info = inspect_graph(load_graph(path, format=format))
+    print(json.dumps(info, indent=2, default=str) if as_json else format_inspection(info))
+
+
+def _mount_store_commands() -> None:
+    try:
+        from .store.commands import align_app, graph_load_command
+    except ImportError:  # store package not built yet
+        return
+    app.add_typer(align_app, name="align")
+    graph_app.command("load")(graph_load_command)
+
+
+_mount_store_commands()
+
+
+def _quiet_third_party() -> None:
+    """Library deprecation chatter is not the user's business; our own warnings still show."""
+    import os
+    import warnings
+
+    for cat in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=cat, module=r"(torch|torch_geometric|transformers)(\..*)?$")
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    _quiet_third_party()
+    try:
+        app(args=argv, prog_name="kgdistill", standalone_mode=False)
+    except KGDistillError as exc:
+        print(f"kgdistill: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("kgdistill: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

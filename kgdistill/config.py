@@ -1,0 +1,315 @@
+"""Run configuration: YAML validated into typed objects.
+
+Every key is checked; an unknown key, a wrong type or a bad value is reported as
+one line naming the file and the dotted key.  ``--set a.b=value`` overrides are
+applied to the YAML tree before validation, so they are checked the same way.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Part(BaseModel):
+    """A registry entry named by ``name``; other keys are the part's own parameters."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class LossSpec(Part):
+    weight: float = 1.0
+
+    @field_validator("weight")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"expected a finite number >= 0, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _positive_temperature(self) -> "LossSpec":
+        t = self.params.get("temperature")
+        if t is not None and (not isinstance(t, (int, float)) or isinstance(t, bool) or not t > 0):
+            raise ValueError(f"temperature must be a number > 0, got {t!r}")
+        return self
+
+
+class HPOBenchmarkConfig(Strict):
+    num_diseases: int = Field(300, ge=2)
+    min_annotations: int = Field(8, ge=1)
+    unseen_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    train_per_disease: int = Field(20, ge=1)
+    labelled_per_disease: int = Field(2, ge=1)
+    val_per_disease: int = Field(5, ge=1)
+    test_per_disease: int = Field(10, ge=1)
+    min_phenotypes: int = Field(3, ge=1)
+    max_phenotypes: int = Field(10, ge=1)
+    imprecision: float = Field(0.3, ge=0.0, le=1.0)
+    noise_rate: float = Field(1.0, ge=0.0)
+    negation_rate: float = Field(0.3, ge=0.0, le=1.0)
+    default_frequency: float = Field(0.5, gt=0.0, le=1.0)
+    source: Literal["any", "OMIM", "ORPHA"] = "any"
+
+
+class DataConfig(Strict):
+    source: Literal["hpo_benchmark", "paired"] = "hpo_benchmark"
+    path: str | None = None
+    hpo: HPOBenchmarkConfig = HPOBenchmarkConfig()
+    teacher_modality: str | None = None
+    student_modality: str | None = None
+
+    @model_validator(mode="after")
+    def _path_for_paired(self) -> "DataConfig":
+        if self.source == "paired" and not self.path:
+            raise ValueError("data.path is required when data.source is 'paired'")
+        return self
+
+
+class GraphConfig(Strict):
+    path: str | None = None
+    format: str = "auto"
+    restrict_to_candidates: bool = True
+    text_max_chars: int = Field(300, ge=16)
+
+
+class TextConfig(Strict):
+    model_path: str | None = None
+    max_length: int = Field(128, ge=8)
+    batch_size: int = Field(64, ge=1)
+    cache_dir: str | None = None
+
+
+class SpaceConfig(Strict):
+    dim: int = Field(128, ge=2)
+    temperature: float = Field(0.1, gt=0.0)
+
+
+class GNNConfig(Strict):
+    name: str = "gcn"
+    hidden: int = Field(256, ge=2)
+    layers: int = Field(2, ge=1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    heads: int = Field(2, ge=1)
+    self_feature_dropout: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class StageConfig(Strict):
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(2e-3, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    patience: int = Field(8, ge=1)
+    encoder: Part
+    losses: list[LossSpec] = Field(min_length=1)
+
+
+class MethodConfig(Strict):
+    """One student variant: which concept prototypes it scores against and which losses train it."""
+
+    prototypes: Literal["gnn", "learned"] = "gnn"
+    losses: list[LossSpec] = Field(min_length=1)
+    calibrate: bool = True
+    fusion: bool = False  # add beta x the graph prototype score (chosen on validation)
+
+    @field_validator("losses")
+    @classmethod
+    def _unique(cls, v: list[LossSpec]) -> list[LossSpec]:
+        names = [s.name for s in v]
+        if dup := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"loss {dup[0]!r} is listed twice")
+        return v
+
+
+class StudentConfig(Strict):
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(2e-3, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    patience: int = Field(10, ge=1)
+    encoder: Part
+    methods: dict[str, MethodConfig]
+
+    @field_validator("methods")
+    @classmethod
+    def _has_kg(cls, v: dict[str, MethodConfig]) -> dict[str, MethodConfig]:
+        if "kg_guided" not in v:
+            raise ValueError("student.methods needs an entry 'kg_guided'")
+        return v
+
+
+class CalibrationConfig(Strict):
+    enabled: bool = True
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    gammas: list[float] = [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6]
+    fusion_weights: list[float] = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+
+
+class TrainConfig(Strict):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+    num_threads: int | None = Field(None, ge=1)
+    compile: bool = False
+
+
+class EvalConfig(Strict):
+    top_k: list[int] = [1, 10]
+    plots: bool = True
+    export_top_k: int = Field(5, ge=1)
+
+
+class RunConfig(Strict):
+    name: str = "run"
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    graph: GraphConfig = GraphConfig()
+    text: TextConfig = TextConfig()
+    space: SpaceConfig = SpaceConfig()
+    gnn: GNNConfig = GNNConfig()
+    teacher: StageConfig
+    student: StudentConfig
+    calibration: CalibrationConfig = CalibrationConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------- loading
+def _format_error(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown key"
+    if kind == "missing":
+        return f"{loc}: required key is missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    if kind not in ("value_error",) and not isinstance(got, (dict, list)):
+        msg += f" (got {got!r})"
+    return f"{loc}: {msg}"
+
+
+def validate_config(tree: dict[str, Any], source: str = "config") -> RunConfig:
+    if not isinstance(tree, dict):
+        raise ConfigError("expected a mapping of keys at the top level", source=source)
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as exc:
+        errs = exc.errors()
+        more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+        raise ConfigError(_format_error(errs[0]) + more, source=source) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("file not found", source=str(path))
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", source=str(path)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", source=str(path),
+                          line=None if mark is None else mark.line + 1) from None
+    return tree if tree is not None else {}
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``a.b.0.c=value``: the value is parsed as YAML (numbers, booleans, lists)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node: Any = tree
+        parts = key.strip().split(".")
+        for i, p in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not p.isdigit() or int(p) >= len(node):
+                    raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} has no item {p!r}")
+                if last:
+                    node[int(p)] = value
+                else:
+                    node = node[int(p)]
+            elif isinstance(node, dict):
+                if last:
+                    node[p] = value
+                else:
+                    node = node.setdefault(p, {})
+            else:
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
+    return tree
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Merge mappings key by key; a part whose ``name`` changes is replaced whole, not mixed."""
+    out = dict(base)
+    for k, v in over.items():
+        old = out.get(k)
+        mergeable = isinstance(v, dict) and isinstance(old, dict) and old.get("name", v.get("name")) == v.get("name", old.get("name"))
+        out[k] = deep_merge(old, v) if mergeable else v
+    return out
+
+
+def read_config_tree(path: str | Path, _depth: int = 0) -> dict[str, Any]:
+    """A YAML file, merged over the file its ``base:`` key names (relative to it)."""
+    path = Path(path)
+    tree = read_yaml(path)
+    if not isinstance(tree, dict):
+        raise ConfigError("expected a mapping of keys at the top level", source=str(path))
+    base = tree.pop("base", None)
+    if base is None:
+        return tree
+    if _depth > 8:
+        raise ConfigError("base: chain of base files is too deep (a cycle?)", source=str(path))
+    bpath = Path(base) if Path(base).is_absolute() else path.parent / base
+    if not bpath.is_file() and (Path(__file__).parent / "configs" / str(base)).is_file():
+        bpath = Path(__file__).parent / "configs" / str(base)
+    if not bpath.is_file():
+        raise ConfigError(f"base: file {base!r} not found", source=str(path))
+    return deep_merge(read_config_tree(bpath, _depth + 1), tree)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """The file (merged over its ``base:``), then ``--set`` overrides, validated."""
+    path = Path(path) if path else default_config_path()
+    tree = apply_overrides(read_config_tree(path), list(overrides or []))
+    return validate_config(tree, source=str(path))
+
+
+def packaged_config(name: str) -> Path:
+    return Path(__file__).parent / "configs" / f"{name}.yaml"
+
+
+def default_config_path() -> Path:
+    return Path(__file__).parent / "configs" / "default.yaml"
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,57 @@
+"""Turn raw modality values into one tensor per modality, ready to be indexed by batch.
+
+Everything is materialised once (text through the embedding cache), so a training
+step is a pure tensor gather: no Python per sample in the hot loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..graph.kg import KnowledgeGraph
+from .modalities import Modality, split_sentences
+
+
+@dataclass
+class PreparedModality:
+    name: str
+    kind: str
+    x: torch.Tensor                                   # [N, ...] per-sample input
+    tables: dict[str, torch.Tensor] = field(default_factory=dict)
+    sentences: list[str] | None = None                # text: the unique sentences, row order of tables['sentences']
+    text_model: str | None = None
+    item_names: list[list[str]] | None = None         # text: sentences per sample (for evidence)
+
+
+def _pad(rows: list[list[int]], width: int | None = None) -> torch.Tensor:
+    width = width or max((len(r) for r in rows), default=1)
+    out = torch.full((len(rows), max(width, 1)), -1, dtype=torch.long)
+    for i, r in enumerate(rows):
+        r = r[:width]
+        out[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
+    return out
+
+
+def prepare_modality(mod: Modality, *, graph: KnowledgeGraph, node_features: torch.Tensor, embedder,
+                     train_idx: np.ndarray, max_items: int = 32) -> PreparedModality:
+    if mod.kind == "concept_set":
+        rows = [[graph.index[c] for c in items] for items in mod.values]
+        return PreparedModality(mod.name, mod.kind, _pad(rows, max_items), {"node_features": node_features})
+    if mod.kind == "text":
+        per_sample = [split_sentences(t)[:max_items] for t in mod.values]
+        uniq: dict[str, int] = {}
+        rows = [[uniq.setdefault(s, len(uniq)) for s in sents] for sents in per_sample]
+        sentences = list(uniq)
+        table = torch.from_numpy(embedder.embed(sentences))
+        return PreparedModality(mod.name, mod.kind, _pad(rows), {"sentences": table}, sentences=sentences,
+                                text_model=embedder.model_path, item_names=per_sample)
+    if mod.kind in ("vector", "timeseries"):
+        arr = np.asarray(mod.values, dtype=np.float32)
+        axes = (0,) if mod.kind == "vector" else (0, 2)
+        mean = arr[train_idx].mean(axis=axes, keepdims=True)
+        std = arr[train_idx].std(axis=axes, keepdims=True) + 1e-6
+        return PreparedModality(mod.name, mod.kind, torch.from_numpy((arr - mean) / std),
+                                {"mean": torch.from_numpy(mean), "std": torch.from_numpy(std)})
+    raise ValueError(f"unknown modality kind {mod.kind}")  # pragma: no cover - readers check kinds

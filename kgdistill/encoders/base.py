@@ -1,0 +1,78 @@
+"""Encoders map one modality's batch into the shared space.
+
+Every encoder is built from a :class:`PreparedModality` (so input sizes come from
+the data, not from the config) and ends in a projection to ``dim``.  Register new
+encoders with ``@ENCODERS.register("name")``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+
+ENCODERS: Registry[type["Encoder"]] = Registry("encoder")
+
+
+class Encoder(nn.Module):
+    #: modality kinds this encoder accepts
+    kinds: tuple[str, ...] = ()
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    @classmethod
+    def from_modality(cls, prepared: Any, dim: int, **params: Any) -> "Encoder":
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def build_encoder(spec: Any, prepared: Any, dim: int, key: str) -> "Encoder":
+    """The encoder a config part names, for a prepared modality; errors name the config key."""
+    from ..errors import ConfigError
+
+    cls = ENCODERS.get(spec.name)
+    if cls.kinds and prepared.kind not in cls.kinds:
+        raise ConfigError(f"{key}: encoder {spec.name!r} reads {'/'.join(cls.kinds)} input, "
+                          f"but modality {prepared.name!r} is {prepared.kind}")
+    try:
+        return cls.from_modality(prepared, dim, **spec.params)
+    except TypeError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float = 0.1) -> nn.Sequential:
+    """Linear-GELU-Dropout blocks; the last layer is linear."""
+    mods: list[nn.Module] = []
+    d = in_dim
+    for _ in range(max(layers - 1, 0)):
+        mods += [nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout)]
+        d = hidden
+    mods.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*mods)
+
+
+class SetPooling(nn.Module):
+    """DeepSets over a padded set of item vectors: per-item MLP, then masked mean and max.
+
+    Both concept sets (structured findings) and notes read sentence by sentence are
+    sets of vectors, so one pooling serves both encoders.
+    """
+
+    def __init__(self, in_dim: int, hidden: int, dropout: float = 0.1):
+        super().__init__()
+        self.item = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, hidden))
+        self.out_dim = 2 * hidden
+
+    def forward(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.item(items)                                   # [B, L, H]
+        m = mask.unsqueeze(-1).to(h.dtype)
+        mean = (h * m).sum(1) / m.sum(1).clamp_min(1.0)
+        mx = h.masked_fill(~mask.unsqueeze(-1), torch.finfo(h.dtype).min).amax(1)
+        mx = torch.where(mask.any(1, keepdim=True), mx, torch.zeros_like(mx))
+        return torch.cat([mean, mx], dim=-1)

@@ -1,0 +1,36 @@
+"""Sets of graph concepts (structured findings): each item is read through the concept's
+text features, so a finding the model never saw in training still means something."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import ENCODERS, Encoder, SetPooling, mlp
+
+
+@ENCODERS.register("concept_set")
+class ConceptSetEncoder(Encoder):
+    kinds = ("concept_set",)
+
+    def __init__(self, node_features: torch.Tensor, dim: int, hidden: int = 256, dropout: float = 0.1,
+                 learn_embeddings: bool = True):
+        super().__init__(dim)
+        self.register_buffer("node_features", node_features.float(), persistent=False)
+        f = node_features.shape[1]
+        self.node_emb = nn.Embedding(node_features.shape[0], f) if learn_embeddings else None
+        if self.node_emb is not None:
+            nn.init.zeros_(self.node_emb.weight)
+        self.pool = SetPooling(f, hidden, dropout)
+        self.head = mlp(self.pool.out_dim, hidden, dim, layers=2, dropout=dropout)
+
+    @classmethod
+    def from_modality(cls, prepared, dim: int, **params) -> "ConceptSetEncoder":
+        return cls(prepared.tables["node_features"], dim, **params)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = x >= 0
+        idx = x.clamp_min(0)
+        items = self.node_features[idx]
+        if self.node_emb is not None:
+            items = items + self.node_emb(idx)
+        return self.head(self.pool(items, mask))

@@ -1,0 +1,56 @@
+"""Free text (clinical notes) read sentence by sentence with a local HuggingFace model.
+
+``mode: frozen`` uses cached sentence embeddings (fast, the default on a CPU);
+``mode: finetune`` runs the transformer on each batch's sentences and trains it.
+Either way the note is a set of sentence vectors pooled into the shared space.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .base import ENCODERS, Encoder, SetPooling, mlp
+from .text_embedder import load_text_model, mean_pool
+
+
+@ENCODERS.register("text")
+class TextEncoder(Encoder):
+    kinds = ("text",)
+
+    def __init__(self, sentence_table: torch.Tensor, dim: int, hidden: int = 256, dropout: float = 0.1,
+                 mode: str = "frozen", sentences: list[str] | None = None, model_path: str | None = None,
+                 max_length: int = 64):
+        super().__init__(dim)
+        if mode not in ("frozen", "finetune"):
+            raise ConfigError(f"student.encoder.mode: {mode!r}; expected 'frozen' or 'finetune'")
+        self.mode = mode
+        self.register_buffer("sentence_table", sentence_table.float(), persistent=False)
+        self.pool = SetPooling(sentence_table.shape[1], hidden, dropout)
+        self.head = mlp(self.pool.out_dim, hidden, dim, layers=2, dropout=dropout)
+        if mode == "finetune":
+            if sentences is None or model_path is None:
+                raise ConfigError("text encoder in finetune mode needs the sentences and text.model_path")
+            self.sentences = sentences
+            self.tokenizer, self.transformer = load_text_model(model_path)
+            self.max_length = max_length
+
+    @classmethod
+    def from_modality(cls, prepared, dim: int, **params) -> "TextEncoder":
+        return cls(prepared.tables["sentences"], dim, sentences=prepared.sentences,
+                   model_path=prepared.text_model, **params)
+
+    def _sentence_vectors(self, x: torch.Tensor) -> torch.Tensor:
+        idx = x.clamp_min(0)
+        if self.mode == "frozen":
+            return self.sentence_table[idx]
+        uniq, inverse = torch.unique(idx, return_inverse=True)
+        enc = self.tokenizer([self.sentences[i] for i in uniq.tolist()], padding=True, truncation=True,
+                             max_length=self.max_length, return_tensors="pt").to(x.device)
+        hidden = self.transformer(**enc).last_hidden_state
+        vecs = nn.functional.normalize(mean_pool(hidden.float(), enc["attention_mask"]), dim=-1)
+        return vecs[inverse]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = x >= 0
+        return self.head(self.pool(self._sentence_vectors(x), mask))

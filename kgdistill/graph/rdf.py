@@ -1,0 +1,177 @@
+"""RDF (Turtle, RDF/XML, N-Triples) into the typed graph, via rdflib.
+
+RDF mixes the concept graph with schema bookkeeping; this module keeps only
+concept-to-concept links (subClassOf, SKOS broader/narrower, existential OWL
+restrictions and any other IRI-valued property) and reads labels, definitions
+and synonyms from the usual SKOS / RDFS / OBO annotation properties.
+"""
+from __future__ import annotations
+
+import io
+import re
+from functools import partial
+from pathlib import Path
+from xml.sax import SAXParseException
+
+from rdflib import OWL, RDF, RDFS, SKOS, BNode, Graph, Literal, URIRef
+from rdflib.exceptions import ParserError
+from rdflib.plugins.parsers.notation3 import BadSyntax
+from rdflib.plugins.parsers.ntriples import NTGraphSink, W3CNTriplesParser
+
+from ..errors import GraphFormatError
+from .kg import GraphBuilder, KnowledgeGraph
+from .loader import GRAPH_LOADERS, read_text
+
+IAO_DEFINITION = URIRef("http://purl.obolibrary.org/obo/IAO_0000115")
+_OBO_PURL = re.compile(r"^http://purl\.obolibrary\.org/obo/([A-Za-z][A-Za-z0-9]*)_([A-Za-z0-9_]+)$")
+
+LABELS = (SKOS.prefLabel, RDFS.label)
+DEFINITIONS = (SKOS.definition, IAO_DEFINITION, RDFS.comment)
+# Predicates that describe the vocabulary itself rather than link two concepts.
+NOT_RELATIONS = {
+    RDF.type, RDFS.label, RDFS.comment, RDFS.seeAlso, RDFS.isDefinedBy, RDFS.subPropertyOf,
+    RDFS.domain, RDFS.range, SKOS.prefLabel, SKOS.altLabel, SKOS.hiddenLabel, SKOS.definition,
+    SKOS.inScheme, SKOS.topConceptOf, SKOS.hasTopConcept, IAO_DEFINITION,
+}
+# Types of schema resources (ontology headers, schemes, properties) that are never concepts.
+SCHEMA_TYPES = {
+    OWL.Ontology, SKOS.ConceptScheme, RDF.Property, OWL.ObjectProperty, OWL.DatatypeProperty,
+    OWL.AnnotationProperty, OWL.TransitiveProperty, OWL.SymmetricProperty, OWL.FunctionalProperty,
+    OWL.InverseFunctionalProperty,
+}
+GENERIC_TYPES = {OWL.Class, RDFS.Class, SKOS.Concept, OWL.NamedIndividual, OWL.Thing}
+RDF_FORMATS = {"turtle": "turtle", "rdfxml": "xml", "owl": "xml", "ntriples": "nt"}
+
+
+def read_rdf(path: Path, *, rdf_format: str = "turtle") -> KnowledgeGraph:
+    """Parse with rdflib, then map concepts to nodes and concept links to typed edges."""
+    return rdf_to_graph(_parse(path, rdf_format), source=str(path))
+
+
+for _name, _fmt in RDF_FORMATS.items():
+    GRAPH_LOADERS.register(_name)(partial(read_rdf, rdf_format=_fmt))
+
+
+def _parse(path: Path, rdf_format: str) -> Graph:
+    text = read_text(path)
+    g = Graph(bind_namespaces="core")
+    source = str(path)
+    try:
+        if rdf_format == "nt":
+            _parse_ntriples(g, text, source)
+        else:
+            g.parse(data=text, format=rdf_format, publicID=path.resolve().as_uri())
+    except GraphFormatError:
+        raise
+    except BadSyntax as exc:
+        why = re.search(r"Bad syntax \((.*)\) at \^", str(exc))
+        raise GraphFormatError(f"Turtle syntax error: {why.group(1) if why else exc}",
+                               source=source, line=exc.lines + 1) from None
+    except SAXParseException as exc:
+        raise GraphFormatError(f"XML syntax error: {exc.getMessage()}", source=source,
+                               line=exc.getLineNumber()) from None
+    except Exception as exc:  # rdflib raises many types on bad input; all mean "not this format"
+        raise GraphFormatError(f"cannot parse as {rdf_format}: {type(exc).__name__}: {exc}",
+                               source=source) from exc
+    return g
+
+
+class _LineCountingNTParser(W3CNTriplesParser):
+    """rdflib's N-Triples parser, remembering the line it is on so errors can cite it."""
+
+    def __init__(self, sink: NTGraphSink):
+        super().__init__(sink)
+        self.lineno = 0
+
+    def readline(self) -> str | None:
+        line = super().readline()
+        self.lineno += line is not None
+        return line
+
+
+def _parse_ntriples(g: Graph, text: str, source: str) -> None:
+    parser = _LineCountingNTParser(NTGraphSink(g))
+    try:
+        parser.parse(io.StringIO(text))
+    except ParserError as exc:
+        raise GraphFormatError(f"N-Triples syntax error: {exc}", source=source, line=parser.lineno) from None
+
+
+def rdf_to_graph(g: Graph, source: str = "") -> KnowledgeGraph:
+    """Concepts (linked or typed IRIs) become nodes; concept-to-concept triples become edges."""
+    schema = {s for t in SCHEMA_TYPES for s in g.subjects(RDF.type, t)}
+    ids: dict[URIRef, str] = {}
+
+    def node_id(iri: URIRef) -> str:
+        if iri not in ids:
+            ids[iri] = _curie(g, iri)
+        return ids[iri]
+
+    edges: set[tuple[URIRef, URIRef, str]] = set()
+    for s, p, o in g:
+        if not isinstance(s, URIRef) or s in schema or o in schema:
+            continue
+        if p == RDFS.subClassOf and isinstance(o, BNode):
+            prop, target = g.value(o, OWL.onProperty), g.value(o, OWL.someValuesFrom)
+            if isinstance(prop, URIRef) and isinstance(target, URIRef):
+                edges.add((s, target, _relation_name(g, prop)))
+        elif not isinstance(o, URIRef):
+            continue
+        elif p == RDFS.subClassOf:
+            edges.add((s, o, "is_a"))
+        elif p == SKOS.broader:
+            edges.add((s, o, "broader"))
+        elif p == SKOS.narrower:
+            edges.add((o, s, "broader"))
+        elif p not in NOT_RELATIONS and not str(p).startswith(str(OWL)):
+            edges.add((s, o, _relation_name(g, p)))
+
+    concepts = {s for s, t in g.subject_objects(RDF.type) if isinstance(s, URIRef) and s not in schema}
+    concepts.update(x for s, o, _ in edges for x in (s, o))
+    builder = GraphBuilder(source)
+    for iri in sorted(concepts, key=node_id):
+        builder.add_node(node_id(iri), _best_literal(g, iri, LABELS), _best_literal(g, iri, DEFINITIONS),
+                         type=_node_type(g, iri), synonyms=sorted(_clean(x) for x in g.objects(iri, SKOS.altLabel)
+                                                                  if isinstance(x, Literal)))
+    for s, o, rel in sorted(edges, key=lambda e: (node_id(e[0]), e[2], node_id(e[1]))):
+        builder.add_edge(node_id(s), node_id(o), rel)
+    return builder.build(dangling="add")
+
+
+def _curie(g: Graph, iri: URIRef) -> str:
+    """``prefix:local`` when a prefix is bound (OBO PURLs as ``HP:0000118``), else the full IRI."""
+    obo = _OBO_PURL.match(iri)
+    if obo:
+        return f"{obo.group(1)}:{obo.group(2)}"
+    try:
+        return g.namespace_manager.curie(iri, generate=False)
+    except (KeyError, ValueError):
+        return str(iri)
+
+
+def _relation_name(g: Graph, prop: URIRef) -> str:
+    """Relation names are CURIEs like ``ex:causes``, or the IRI's local name without a prefix."""
+    name = _curie(g, prop)
+    return name if name != str(prop) else re.split(r"[#/]", name.rstrip("#/"))[-1] or name
+
+
+def _node_type(g: Graph, iri: URIRef) -> str:
+    specific = sorted(_relation_name(g, t).split(":")[-1] for t in g.objects(iri, RDF.type)
+                      if isinstance(t, URIRef) and t not in GENERIC_TYPES)
+    return specific[0] if specific else "concept"
+
+
+def _best_literal(g: Graph, iri: URIRef, predicates: tuple[URIRef, ...]) -> str | None:
+    """English first, then untagged, then any language; earlier predicates win ties."""
+    candidates = []
+    for rank, pred in enumerate(predicates):
+        for lit in g.objects(iri, pred):
+            if isinstance(lit, Literal) and str(lit).strip():
+                lang = (lit.language or "").lower()
+                lang_rank = 0 if lang == "en" else 1 if lang.startswith("en-") else 2 if not lang else 3
+                candidates.append((lang_rank, rank, _clean(lit)))
+    return min(candidates)[2] if candidates else None
+
+
+def _clean(text: Literal) -> str:
+    return " ".join(str(text).split())

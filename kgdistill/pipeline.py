@@ -1,0 +1,235 @@
+"""One call from configuration to a complete run directory.
+
+1. build the task (data, graph, features);
+2. calibration pass: hold out some seen concepts as stand-ins for unseen ones,
+   train everything, choose each method's calibration on validation patients;
+3. final pass: train on all seen concepts, score the test patients, apply the
+   chosen calibration, write metrics, checkpoints, alignments, plots and report;
+4. mark the run complete (only now).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .eval.calibration import Calibration, choose_calibration
+from .eval.metrics import grouped_metrics, harmonic_mean, mistake_severity
+from .eval.prototype import centroid_scores
+from .run_dir import RunDir, write_json_atomic
+from .task import Task, build_task
+from .train.checkpoint import save_tensors
+from .train.device import pick_device, seed_everything, set_threads
+from .train.distill import Fitted, fit_models, sample_embeddings, score_samples
+
+TEACHER = "teacher"
+PROTOTYPE = "prototype"
+
+
+def prototype_scores(task: Task, idx: np.ndarray) -> torch.Tensor:
+    if task.prototype_concepts is not None:
+        return task.prototype_inputs[torch.as_tensor(idx)] @ task.prototype_concepts.T
+    tr = task.idx("train")
+    lab = tr[(task.y[tr] >= 0) & task.ds.student_labelled[tr]]
+    return centroid_scores(task.student.x[lab], torch.as_tensor(task.y[lab]), task.student.x[idx], task.num_candidates)
+
+
+def choose_holdout(task: Task, fraction: float, seed: int) -> np.ndarray:
+    seen_idx = np.flatnonzero(task.seen)
+    n = max(1, int(round(fraction * len(seen_idx))))
+    rng = np.random.default_rng(seed + 7919)
+    held = np.zeros_like(task.seen)
+    held[rng.choice(seen_idx, size=n, replace=False)] = True
+    return held
+
+
+def calibrate(cfg: RunConfig, task: Task, device, log_dir: Path | None, progress: bool) -> dict[str, Calibration]:
+    """Per method: calibrated-stacking gamma (and fusion beta) chosen on held-out seen concepts."""
+    methods = {TEACHER: (True, False)} | {m: (c.calibrate, c.fusion) for m, c in cfg.student.methods.items()}
+    if not cfg.calibration.enabled or task.seen.sum() < 5 or task.seen.all():
+        return {m: Calibration() for m in methods}
+    held = choose_holdout(task, cfg.calibration.holdout_fraction, cfg.seed)
+    trained = task.seen & ~held
+    fitted = fit_models(cfg, task, trained, device, log_dir, progress)
+    va = task.idx("val")
+    va = va[task.seen[task.y[va]]]  # only seen concepts' patients: real unseen concepts are never tuned on
+    scores = score_samples(task, fitted, va, device)
+    proto = prototype_scores(task, va) if task.prototype_concepts is not None else None
+    y = torch.as_tensor(task.y[va])
+    tm, hm = torch.as_tensor(trained), torch.as_tensor(held)
+    out: dict[str, Calibration] = {}
+    for m, (do_cal, fusion) in methods.items():
+        gammas = cfg.calibration.gammas if do_cal else [0.0]
+        betas = cfg.calibration.fusion_weights if fusion else [0.0]
+        out[m] = choose_calibration(scores[m], y, tm, hm, proto if fusion else None, gammas, betas)
+        if fusion:
+            out[m + "_no_fusion"] = choose_calibration(scores[m], y, tm, hm, None, gammas, [0.0])
+    return out
+
+
+def evaluate(cfg: RunConfig, task: Task, fitted: Fitted, cal: dict[str, Calibration], device) -> tuple[dict, dict]:
+    te = task.idx("test")
+    y = torch.as_tensor(task.y[te])
+    seen = torch.as_tensor(task.seen)
+    top_k = tuple(cfg.eval.top_k)
+    raw = score_samples(task, fitted, te, device)
+    proto = prototype_scores(task, te)
+    final: dict[str, torch.Tensor] = {PROTOTYPE: proto}
+    for m, s in raw.items():
+        c = cal.get(m, Calibration())
+        final[m] = c.apply(s, seen, proto if c.beta else None)
+        if m + "_no_fusion" in cal:
+            final[m + "_no_fusion"] = cal[m + "_no_fusion"].apply(s, seen, None)
+    methods: dict[str, dict] = {}
+    sim = task.concept_sim
+    for m, s in final.items():
+        g = grouped_metrics(s, y, seen, top_k)
+        entry = {k: v for k, v in g.items() if k in ("seen", "unseen", "all")}
+        if m == PROTOTYPE and task.prototype_concepts is None:
+            entry.pop("unseen", None)  # nearest centroid cannot rank unseen concepts
+        entry["mistake_severity"] = mistake_severity(s, y, sim)["mean"]
+        if "seen" in entry and "unseen" in entry:
+            entry["harmonic_top1"] = harmonic_mean(entry["seen"]["top1"], entry["unseen"]["top1"])
+        if m in cal:
+            entry["calibration"] = asdict(cal[m])
+        methods[m] = entry
+    return methods, final
+
+
+def export_alignments(rd: RunDir, task: Task, fitted: Fitted, final: dict[str, torch.Tensor], device,
+                      top_k: int, method: str = "kg_guided") -> None:
+    """What `align push` reads: concepts, their embeddings in each space, top-k of every test sample."""
+    import csv
+
+    from safetensors.torch import save_file
+
+    te = task.idx("test")
+    y = task.y[te]
+    z_t, z_s = sample_embeddings(task, fitted, te, method, device)
+    k, d = fitted.concepts.shape
+    base = torch.nn.functional.normalize(fitted.concepts.cpu(), dim=-1)
+    cent_t, cent_s = base.clone(), base.clone()
+    yt = torch.as_tensor(y)
+    for c in np.unique(y):
+        sel = yt == int(c)
+        cent_t[c] = torch.nn.functional.normalize(z_t[sel].mean(0), dim=0)
+        cent_s[c] = torch.nn.functional.normalize(z_s[sel].mean(0), dim=0)
+    save_file({"concept_gnn": base.contiguous(), "concept_teacher": cent_t.contiguous(),
+               "concept_student": cent_s.contiguous()}, str(rd.alignments / "embeddings.safetensors"))
+    with open(rd.alignments / "concepts.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "name", "type", "seen"])
+        for i, c in enumerate(task.candidates):
+            n = int(task.cand_nodes[i])
+            w.writerow([c, task.kg.names[n], task.kg.types[n], int(task.seen[i])])
+    top1 = {}
+    with open(rd.alignments / "samples.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["sample_id", "split", "modality", "true_id", "concept_id", "rank", "score"])
+        for modality, m in (("teacher", TEACHER), ("student", method)):
+            vals, idx = final[m].topk(min(top_k, k), dim=1)
+            top1[modality] = idx[:, 0].numpy()
+            for r, s in enumerate(te):
+                for j in range(idx.shape[1]):
+                    w.writerow([task.ds.sample_ids[s], "test", modality, task.candidates[y[r]],
+                                task.candidates[int(idx[r, j])], j + 1, f"{float(vals[r, j]):.6f}"])
+    with open(rd.alignments / "per_concept.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "n_test", "teacher_top1", "student_top1"])
+        for c in range(k):
+            sel = y == c
+            n = int(sel.sum())
+            t1 = float((top1["teacher"][sel] == c).mean()) if n else 0.0
+            s1 = float((top1["student"][sel] == c).mean()) if n else 0.0
+            w.writerow([task.candidates[c], n, f"{t1:.4f}", f"{s1:.4f}"])
+
+
+def save_checkpoints(rd: RunDir, task: Task, fitted: Fitted, cal: dict[str, Calibration]) -> None:
+    save_tensors({f"encoder.{k}": v for k, v in fitted.teacher.state_dict().items()}
+                 | {f"gnn.{k}": v for k, v in fitted.teacher_concepts.gnn.state_dict().items()},
+                 rd.checkpoints / "teacher.safetensors")
+    for name, (enc, src) in fitted.students.items():
+        save_tensors({f"encoder.{k}": v for k, v in enc.state_dict().items()}
+                     | {f"concepts.{k}": v for k, v in src.state_dict().items()},
+                     rd.checkpoints / f"student_{name}.safetensors")
+    extra = {"concepts": fitted.concepts, "seen": torch.as_tensor(task.seen)}
+    if task.prototype_concepts is not None:
+        extra["prototype_concepts"] = task.prototype_concepts
+    for k, v in task.student.tables.items():
+        if k in ("mean", "std"):
+            extra[f"student_input.{k}"] = v
+    save_tensors(extra, rd.checkpoints / "concepts.safetensors")
+    (rd.checkpoints / "candidates.txt").write_text("\n".join(task.candidates) + "\n", encoding="utf-8")
+    write_json_atomic(rd.path / "calibration.json", {m: asdict(c) for m, c in cal.items()})
+
+
+def run_pipeline(cfg: RunConfig, out: str | Path, *, progress: bool = True, log=print) -> RunDir:
+    """Train, evaluate and export; returns the complete run directory."""
+    t0 = time.perf_counter()
+    rd = RunDir.create(out, cfg)
+    try:
+        seed_everything(cfg.seed)
+        set_threads(cfg.train.num_threads)
+        device = pick_device(cfg.train.device)
+        log(f"[kgdistill] run {rd.info['run_id']} on {device} -> {rd.path}")
+        task = build_task(cfg, rd.path, device, progress=progress)
+        rd.update(graph_source=str(task.kg.source))
+        task.kg.save_csv(rd.path / "graph")
+        log(f"[kgdistill] {len(task.ds)} samples, {task.num_candidates} candidates "
+            f"({int(task.seen.sum())} seen, {int((~task.seen).sum())} unseen), graph {task.kg.num_nodes} nodes / "
+            f"{task.kg.num_edges} edges; text cache: {task.embedder.stats}")
+        t1 = time.perf_counter()
+        cal = calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress)
+        log(f"[kgdistill] calibration pass done in {time.perf_counter() - t1:.1f}s")
+        t2 = time.perf_counter()
+        fitted = fit_models(cfg, task, task.seen, device, rd.path / "logs", progress)
+        log(f"[kgdistill] final pass done in {time.perf_counter() - t2:.1f}s")
+        methods, final = evaluate(cfg, task, fitted, cal, device)
+        metrics = {
+            "run_id": rd.info["run_id"], "dataset": task.ds.name, "num_candidates": task.num_candidates,
+            "num_seen": int(task.seen.sum()), "num_unseen": int((~task.seen).sum()),
+            "num_test": int(len(task.idx("test"))), "chance_top1": 1.0 / task.num_candidates,
+            "chance_top10": min(10, task.num_candidates) / task.num_candidates,
+            "methods": methods,
+            "training": {k: {"best_epoch": r.best_epoch, "best_val_mrr": r.best_val, "seconds": round(r.seconds, 2),
+                             "epochs_run": len(r.history)} for k, r in fitted.results.items()},
+            "device": str(device), "seconds": round(time.perf_counter() - t0, 1),
+        }
+        save_checkpoints(rd, task, fitted, cal)
+        export_alignments(rd, task, fitted, final, device, cfg.eval.export_top_k)
+        write_json_atomic(rd.path / "metrics.json", metrics)
+        from .eval.report import write_plots, write_report
+
+        if cfg.eval.plots:
+            write_plots(rd, task, fitted, device)
+        write_report(rd, metrics)
+        rd.mark_complete()
+        log(f"[kgdistill] complete in {time.perf_counter() - t0:.1f}s: {rd.path / 'report.md'}")
+        return rd
+    except KeyboardInterrupt:
+        rd.mark_failed("interrupted", status="interrupted")
+        raise
+    except BaseException as exc:
+        rd.mark_failed(f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def evaluate_run(path: str | Path, device_name: str = "cpu") -> dict:
+    """Re-score a finished run's test set from its checkpoints (no training)."""
+    from .eval.calibration import Calibration as Cal
+    from .train.distill import load_fitted
+
+    rd = RunDir.open(path)
+    cfg = rd.config()
+    device = pick_device(device_name)
+    task = build_task(cfg, rd.path, device)
+    fitted = load_fitted(cfg, task, rd.checkpoints)
+    cal = {m: Cal(**c) for m, c in json.loads((rd.path / "calibration.json").read_text(encoding="utf-8")).items()}
+    methods, _ = evaluate(cfg, task, fitted, cal, device)
+    return {"run_id": rd.info["run_id"], "chance_top1": 1.0 / task.num_candidates,
+            "chance_top10": min(10, task.num_candidates) / task.num_candidates, "methods": methods}

@@ -1,0 +1,105 @@
+"""The run directory: the unit of output that eval, predict and align push read.
+
+``run.json`` says ``running`` from the first write and ``complete`` only after every
+artefact is in place, so a crashed or interrupted run is never mistaken for a result.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig, save_config, validate_config, read_yaml
+from .errors import RunDirError
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=float) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class RunDir:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    # ----------------------------------------------------------------- layout
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def alignments(self) -> Path:
+        return self.path / "alignments"
+
+    @property
+    def info(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunDirError("not a run directory (no run.json)", source=str(self.path)) from None
+        except json.JSONDecodeError:
+            raise RunDirError("run.json is not valid JSON", source=str(self.path)) from None
+
+    # -------------------------------------------------------------- lifecycle
+    @classmethod
+    def create(cls, path: str | Path, cfg: RunConfig) -> "RunDir":
+        path = Path(path)
+        if path.exists() and any(path.iterdir()):
+            raise RunDirError("output folder exists and is not empty; choose another --out", source=str(path))
+        for sub in ("", "checkpoints", "alignments", "logs", "plots"):
+            try:
+                (path / sub).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RunDirError(f"cannot create output folder: {exc.strerror}", source=str(path)) from None
+        rd = cls(path)
+        save_config(cfg, path / "config.yaml")
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        write_json_atomic(path / "run.json", {
+            "run_id": f"{cfg.name}-{stamp}-{cfg.hash()[:6]}", "status": "running", "created": _now(),
+            "finished": None, "config_hash": cfg.hash(), "host": socket.gethostname(), "graph_source": "",
+        })
+        return rd
+
+    def update(self, **fields: Any) -> None:
+        info = self.info
+        info.update(fields)
+        write_json_atomic(self.path / "run.json", info)
+
+    def mark_complete(self) -> None:
+        self.update(status="complete", finished=_now())
+
+    def mark_failed(self, reason: str, status: str = "failed") -> None:
+        try:
+            self.update(status=status, finished=_now(), error=reason)
+        except Exception:  # the folder itself may be gone or unwritable
+            pass
+
+    @classmethod
+    def open(cls, path: str | Path, require_complete: bool = True) -> "RunDir":
+        rd = cls(Path(path))
+        if not rd.path.is_dir():
+            raise RunDirError("no such run directory", source=str(path))
+        status = rd.info.get("status")
+        if require_complete and status != "complete":
+            raise RunDirError(f"run is not complete (status: {status}); re-run training", source=str(path))
+        return rd
+
+    def config(self) -> RunConfig:
+        return validate_config(read_yaml(self.path / "config.yaml"), source=str(self.path / "config.yaml"))
+
+    def metrics(self) -> dict[str, Any]:
+        p = self.path / "metrics.json"
+        if not p.is_file():
+            raise RunDirError("metrics.json is missing", source=str(self.path))
+        return json.loads(p.read_text(encoding="utf-8"))

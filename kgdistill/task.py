@@ -1,0 +1,115 @@
+"""Everything a run needs, materialised once: dataset, graph, features, modalities, candidates.
+
+Built the same way for the HPO benchmark and for a user's own paired data: the
+benchmark generator writes an ordinary dataset folder first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .data.hpo_benchmark import HPOBenchmarkSpec, generate_hpo_benchmark
+from .data.paired import PairedDataset, load_paired
+from .data.prepare import PreparedModality, prepare_modality
+from .encoders.text_embedder import TextEmbedder
+from .errors import DataError
+from .eval.metrics import concept_similarity
+from .eval.prototype import concept_text_prototypes, mean_item_embedding
+from .graph.kg import KnowledgeGraph
+from .graph.loader import load_graph
+
+
+@dataclass
+class Task:
+    ds: PairedDataset
+    kg: KnowledgeGraph
+    graph_data: object                 # torch_geometric Data
+    node_features: torch.Tensor        # [V, F]: name and definition embeddings
+    name_emb: torch.Tensor             # [V, E]
+    candidates: list[str]
+    cand_nodes: np.ndarray             # [K] node index of each candidate
+    y: np.ndarray                      # [N] candidate index of each sample's label, -1 if none
+    seen: np.ndarray                   # [K] bool: has labelled training samples
+    teacher: PreparedModality
+    student: PreparedModality
+    concept_sim: torch.Tensor          # [K, K] Jaccard of implication sets
+    prototype_concepts: torch.Tensor | None   # [K, E] text prototypes (text students only)
+    prototype_inputs: torch.Tensor | None     # [N, E]
+    embedder: TextEmbedder
+
+    @property
+    def num_candidates(self) -> int:
+        return len(self.candidates)
+
+    def idx(self, split: str) -> np.ndarray:
+        return self.ds.split_idx(split)
+
+
+def materialise_dataset(cfg: RunConfig, workdir: Path) -> PairedDataset:
+    if cfg.data.source == "hpo_benchmark":
+        if (workdir / "data" / "dataset.yaml").is_file():  # re-opening a run: reuse its generated data
+            return load_paired(workdir / "data")
+        spec = HPOBenchmarkSpec(**cfg.data.hpo.model_dump())
+        return load_paired(generate_hpo_benchmark(workdir / "data", spec, seed=cfg.seed))
+    return load_paired(Path(cfg.data.path).expanduser())
+
+
+def restrict_graph(kg: KnowledgeGraph, ds: PairedDataset) -> KnowledgeGraph:
+    """Keep candidates, the concepts samples mention, and everything those reach."""
+    start = {kg.index[c] for c in ds.candidates}
+    for mod in ds.modalities.values():
+        if mod.kind == "concept_set":
+            start.update(kg.index[c] for items in mod.values for c in items)
+    keep = set().union(*kg.reachable(sorted(start)))
+    return kg.subgraph(keep)
+
+
+def build_task(cfg: RunConfig, workdir: Path, device: torch.device, progress: bool = False) -> Task:
+    ds = materialise_dataset(cfg, workdir)
+    teacher_name = cfg.data.teacher_modality or ds.teacher
+    student_name = cfg.data.student_modality or ds.student
+    for role, name in (("data.teacher_modality", teacher_name), ("data.student_modality", student_name)):
+        if name not in ds.modalities:
+            raise DataError(f"{role}: modality {name!r} not in the dataset ({', '.join(ds.modalities)})")
+    gpath = Path(cfg.graph.path).expanduser() if cfg.graph.path else ds.graph_path
+    if gpath is None:
+        raise DataError("no graph: set graph.path in the config or 'graph' in dataset.yaml", source=str(ds.root))
+    kg = load_graph(gpath, format=cfg.graph.format)
+    ds.validate_against(kg.index)
+    if cfg.graph.restrict_to_candidates:
+        kg = restrict_graph(kg, ds)
+
+    embedder = TextEmbedder(cfg.text.model_path, cache_dir=cfg.text.cache_dir, max_length=cfg.text.max_length,
+                            batch_size=cfg.text.batch_size, device=device)
+    name_emb = torch.from_numpy(embedder.embed(kg.names, progress=progress))
+    text_emb = torch.from_numpy(embedder.embed([kg.node_text(i, cfg.graph.text_max_chars) for i in range(kg.num_nodes)],
+                                               progress=progress))
+    node_features = torch.cat([name_emb, text_emb], dim=1)
+
+    candidates = list(ds.candidates)
+    pos = {c: i for i, c in enumerate(candidates)}
+    y = np.array([pos[lab] if lab else -1 for lab in ds.labels], dtype=np.int64)
+    train = ds.split_idx("train")
+    seen = np.zeros(len(candidates), dtype=bool)
+    seen[y[train][y[train] >= 0]] = True
+    if not seen.any():
+        raise DataError("no labelled training samples: nothing to train on", source=str(ds.root / "samples.tsv"))
+    cand_nodes = np.array([kg.index[c] for c in candidates], dtype=np.int64)
+
+    prep = {name: prepare_modality(ds.modalities[name], graph=kg, node_features=node_features, embedder=embedder,
+                                   train_idx=train)
+            for name in dict.fromkeys([teacher_name, student_name])}
+    student = prep[student_name]
+    reach = kg.reachable(cand_nodes.tolist())
+    proto_c = proto_x = None
+    if student.kind == "text":
+        proto_c = concept_text_prototypes(kg, cand_nodes, name_emb)
+        proto_x = mean_item_embedding(student.x, student.tables["sentences"])
+    return Task(ds=ds, kg=kg, graph_data=kg.to_pyg(), node_features=node_features, name_emb=name_emb,
+                candidates=candidates, cand_nodes=cand_nodes, y=y, seen=seen, teacher=prep[teacher_name],
+                student=student, concept_sim=torch.from_numpy(concept_similarity(reach)),
+                prototype_concepts=proto_c, prototype_inputs=proto_x, embedder=embedder)

@@ -1,0 +1,142 @@
+"""Teacher stage, then every student variant, on a chosen set of trained concepts.
+
+The teacher (rich modality) and the GNN are trained together, so the GNN's concept
+embeddings become the shared space.  Students (cheap modality) are then trained
+against those frozen embeddings (``prototypes: gnn``) or against a free prototype
+table (``prototypes: learned``, the classic baselines), with the teacher's outputs
+precomputed once for the whole training set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import RunConfig
+from ..encoders import build_encoder
+from ..gnn import GNNS
+from ..gnn.concepts import FixedConcepts, GraphConcepts, LearnedConcepts, cosine_logits
+from ..losses import WeightedLoss
+from ..task import Task
+from .logger import StageLogger
+from .trainer import StageData, StageResult, StageSettings, embed, fit_stage
+
+
+@dataclass
+class Fitted:
+    trained: np.ndarray                       # [K] bool: concepts trained on in this pass
+    teacher: torch.nn.Module
+    teacher_concepts: GraphConcepts
+    concepts: torch.Tensor                    # [K, d] frozen GNN embeddings
+    students: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = field(default_factory=dict)
+    results: dict[str, StageResult] = field(default_factory=dict)
+
+
+def _loss(specs) -> WeightedLoss:
+    return WeightedLoss([{"name": s.name, "weight": s.weight, **s.params} for s in specs])
+
+
+def build_teacher(cfg: RunConfig, task: Task) -> tuple[torch.nn.Module, GraphConcepts]:
+    enc = build_encoder(cfg.teacher.encoder, task.teacher, cfg.space.dim, "teacher.encoder")
+    gnn = GNNS.build(cfg.gnn.name, in_dim=task.node_features.shape[1], out_dim=cfg.space.dim, hidden=cfg.gnn.hidden,
+                     layers=cfg.gnn.layers, dropout=cfg.gnn.dropout,
+                     num_relations=len(task.graph_data.relations), heads=cfg.gnn.heads)
+    return enc, GraphConcepts(gnn, task.node_features, task.graph_data, torch.as_tensor(task.cand_nodes),
+                              cfg.gnn.self_feature_dropout)
+
+
+def build_student(cfg: RunConfig, task: Task, prototypes: str, concepts: torch.Tensor | None):
+    enc = build_encoder(cfg.student.encoder, task.student, cfg.space.dim, "student.encoder")
+    src = FixedConcepts(concepts) if prototypes == "gnn" else LearnedConcepts(task.num_candidates, cfg.space.dim)
+    return enc, src
+
+
+def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.device, log_dir: Path | None,
+               progress: bool = True, methods: list[str] | None = None) -> Fitted:
+    seed = cfg.seed
+    trained_idx = np.flatnonzero(trained)
+    remap = np.full(task.num_candidates, -1, dtype=np.int64)
+    remap[trained_idx] = np.arange(len(trained_idx))
+    y = task.y
+    tr = task.idx("train")
+    tr = tr[(y[tr] < 0) | trained[np.maximum(y[tr], 0)]]
+    va = task.idx("val")
+    y_tr = torch.as_tensor(np.where(y[tr] >= 0, remap[np.maximum(y[tr], 0)], -1), device=device)
+    y_va = torch.as_tensor(np.where(y[va] >= 0, remap[np.maximum(y[va], 0)], -1), device=device)
+    cand = torch.as_tensor(trained_idx, device=device)
+    sim = task.concept_sim[trained_idx][:, trained_idx]
+
+    def settings(stage) -> StageSettings:
+        return StageSettings(epochs=stage.epochs, batch_size=stage.batch_size, lr=stage.lr,
+                             weight_decay=stage.weight_decay, patience=stage.patience,
+                             temperature=cfg.space.temperature, amp=cfg.train.amp, progress=progress)
+
+    torch.manual_seed(seed)
+    t_enc, t_concepts = build_teacher(cfg, task)
+    tx = task.teacher.x.to(device)
+    t_data = StageData(x=tx[tr], labels=y_tr, x_val=tx[va], y_val=y_va)
+    fitted_results: dict[str, StageResult] = {}
+    fitted_results["teacher"] = fit_stage(
+        "teacher", t_enc, t_concepts, cand, _loss(cfg.teacher.losses), t_data, settings(cfg.teacher), device=device,
+        concept_sim=sim, logger=StageLogger(log_dir, "teacher") if log_dir else None, seed=seed)
+    with torch.no_grad():
+        concepts = t_concepts().float().detach()
+        z_t = embed(t_enc, tx[tr])
+        logits_t = cosine_logits(z_t, concepts[cand], cfg.space.temperature)
+    fitted = Fitted(trained=trained, teacher=t_enc, teacher_concepts=t_concepts, concepts=concepts,
+                    results=fitted_results)
+
+    sx = task.student.x.to(device)
+    sl = torch.as_tensor(task.ds.student_labelled[tr], device=device)
+    y_student = torch.where(sl, y_tr, torch.full_like(y_tr, -1))
+    s_data = StageData(x=sx[tr], labels=y_student, x_val=sx[va], y_val=y_va, z_teacher=z_t, logits_teacher=logits_t)
+    for i, (name, method) in enumerate(cfg.student.methods.items()):
+        if methods is not None and name not in methods:
+            continue
+        torch.manual_seed(seed + 1 + i)
+        enc, src = build_student(cfg, task, method.prototypes, concepts)
+        fitted_results[name] = fit_stage(
+            f"student:{name}", enc, src, cand, _loss(method.losses), s_data, settings(cfg.student), device=device,
+            concept_sim=sim, logger=StageLogger(log_dir, f"student_{name}") if log_dir else None, seed=seed + 1 + i)
+        fitted.students[name] = (enc, src)
+    return fitted
+
+
+@torch.no_grad()
+def score_samples(task: Task, fitted: Fitted, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
+    """Cosine scores [n, K] over all candidates for the teacher and every student variant."""
+    out: dict[str, torch.Tensor] = {}
+    idx_t = torch.as_tensor(idx)
+    z_t = embed(fitted.teacher, task.teacher.x[idx_t].to(device))
+    out["teacher"] = cosine_logits(z_t, fitted.concepts, 1.0).cpu()
+    for name, (enc, src) in fitted.students.items():
+        z = embed(enc, task.student.x[idx_t].to(device))
+        out[name] = cosine_logits(z, src().float(), 1.0).cpu()
+    return out
+
+
+@torch.no_grad()
+def sample_embeddings(task: Task, fitted: Fitted, idx: np.ndarray, method: str, device: torch.device):
+    idx_t = torch.as_tensor(idx)
+    z_t = embed(fitted.teacher, task.teacher.x[idx_t].to(device)).cpu()
+    z_s = embed(fitted.students[method][0], task.student.x[idx_t].to(device)).cpu()
+    return torch.nn.functional.normalize(z_t, dim=-1), torch.nn.functional.normalize(z_s, dim=-1)
+
+
+def load_fitted(cfg: RunConfig, task: Task, checkpoints: Path) -> Fitted:
+    """Rebuild the final pass's models from a run's safetensors checkpoints."""
+    from .checkpoint import load_state, load_tensors
+
+    t_enc, t_concepts = build_teacher(cfg, task)
+    load_state(t_enc, checkpoints / "teacher.safetensors", prefix="encoder.")
+    load_state(t_concepts.gnn, checkpoints / "teacher.safetensors", prefix="gnn.")
+    concepts = load_tensors(checkpoints / "concepts.safetensors")["concepts"]
+    fitted = Fitted(trained=task.seen, teacher=t_enc.eval(), teacher_concepts=t_concepts.eval(), concepts=concepts)
+    for name, method in cfg.student.methods.items():
+        enc, src = build_student(cfg, task, method.prototypes, concepts)
+        load_state(enc, checkpoints / f"student_{name}.safetensors", prefix="encoder.")
+        load_state(src, checkpoints / f"student_{name}.safetensors", prefix="concepts.")
+        fitted.students[name] = (enc.eval(), src.eval())
+    return fitted

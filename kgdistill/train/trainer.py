@@ -1,0 +1,168 @@
+"""One training stage: an encoder (and optionally the concept source) fitted by a weighted loss.
+
+The same loop trains the teacher (encoder + GNN, cross-entropy) and every student
+variant (encoder only, against frozen concept embeddings and precomputed teacher
+outputs).  All data lives on the device; a step is gathers and matrix products, and
+metrics are accumulated on the device and read once per epoch (no per-step host sync).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..gnn.concepts import cosine_logits
+from ..losses import DistillBatch, WeightedLoss
+from .device import autocast
+from .logger import StageLogger
+
+
+@dataclass
+class StageData:
+    """Training inputs of one stage; labels index the K_train training candidates (-1: no label)."""
+
+    x: torch.Tensor
+    labels: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor                      # index into training candidates, -1 for val samples of other concepts
+    z_teacher: torch.Tensor | None = None
+    logits_teacher: torch.Tensor | None = None
+
+
+@dataclass
+class StageSettings:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    patience: int
+    temperature: float
+    amp: bool = True
+    grad_clip: float = 5.0
+    progress: bool = True
+
+
+@dataclass
+class StageResult:
+    best_epoch: int
+    best_val: float
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device):
+    perm = torch.randperm(n, generator=generator).to(device)
+    for s in range(0, n, batch_size):
+        idx = perm[s:s + batch_size]
+        if idx.numel() >= 2:  # BatchNorm and relational terms need pairs
+            yield idx
+
+
+@torch.no_grad()
+def embed(encoder: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    encoder.eval()
+    out = [encoder(x[s:s + batch_size]).float() for s in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def _mrr(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    keep = y >= 0
+    target = logits.gather(1, y.clamp_min(0).unsqueeze(1))
+    rank = (logits > target).sum(1) + 1
+    return ((1.0 / rank.float()) * keep).sum() / keep.sum().clamp_min(1)
+
+
+def fit_stage(name: str, encoder: nn.Module, concepts: nn.Module, train_candidates: torch.Tensor,
+              loss: WeightedLoss, data: StageData, settings: StageSettings, *, device: torch.device,
+              concept_sim: torch.Tensor | None = None, logger: StageLogger | None = None,
+              seed: int = 0) -> StageResult:
+    """Fit ``encoder`` (and ``concepts`` if it has trainable parameters); keeps the best validation state."""
+    start = time.perf_counter()
+    encoder.to(device)
+    concepts.to(device)
+    trainable_concepts = any(p.requires_grad for p in concepts.parameters())
+    params = list(encoder.parameters()) + (list(concepts.parameters()) if trainable_concepts else [])
+    params = [p for p in params if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(data.x) / settings.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch + 1,
+                                                pct_start=0.1, anneal_strategy="cos")
+    gen = torch.Generator().manual_seed(seed)
+    cand = train_candidates.to(device)
+    needs_sim = "concept_sim" in loss.required_fields
+    sim = concept_sim.to(device) if (concept_sim is not None and needs_sim) else None
+    frozen_c = None
+    if not trainable_concepts:
+        with torch.no_grad():
+            concepts.eval()
+            frozen_c = concepts()[cand].float()
+
+    def concept_matrix() -> torch.Tensor:
+        return frozen_c if frozen_c is not None else concepts()[cand]
+
+    best_state, best_val, best_epoch, bad = None, -float("inf"), -1, 0
+    result = StageResult(best_epoch=-1, best_val=float("nan"))
+    bar = tqdm(range(settings.epochs), desc=name, disable=not settings.progress, leave=False, dynamic_ncols=True)
+    for epoch in bar:
+        encoder.train()
+        concepts.train(trainable_concepts)
+        sums: dict[str, torch.Tensor] = {}
+        n_steps = 0
+        for idx in _batches(len(data.x), settings.batch_size, gen, device):
+            with autocast(device, settings.amp):
+                c = concept_matrix()
+                z = encoder(data.x[idx])
+                batch = DistillBatch(
+                    z_student=z, logits_student=cosine_logits(z.float(), c.float(), settings.temperature),
+                    labels=data.labels[idx],
+                    z_teacher=None if data.z_teacher is None else data.z_teacher[idx],
+                    logits_teacher=None if data.logits_teacher is None else data.logits_teacher[idx],
+                    concept_emb=c, concept_sim=sim,
+                )
+                total, parts = loss(batch)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            nn.utils.clip_grad_norm_(params, settings.grad_clip)
+            opt.step()
+            sched.step()
+            parts["total"] = total.detach()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0) + v.float()
+            n_steps += 1
+        # validation: MRR over the training candidates, on samples of those concepts
+        encoder.eval()
+        concepts.eval()
+        with torch.no_grad(), autocast(device, settings.amp):
+            c = concept_matrix().float()
+            zv = embed(encoder, data.x_val)
+            val = _mrr(cosine_logits(zv, c, settings.temperature), data.y_val)
+        row = {"epoch": epoch, "lr": sched.get_last_lr()[0]}
+        row.update({f"loss_{k}": float(v) / max(n_steps, 1) for k, v in sums.items()})
+        row["val_mrr"] = float(val)
+        result.history.append(row)
+        if logger is not None:
+            logger.log(row)
+        bar.set_postfix(loss=f"{row.get('loss_total', 0):.3f}", val_mrr=f"{row['val_mrr']:.3f}")
+        if row["val_mrr"] > best_val + 1e-4:
+            best_val, best_epoch, bad = row["val_mrr"], epoch, 0
+            best_state = (copy.deepcopy(encoder.state_dict()),
+                          copy.deepcopy(concepts.state_dict()) if trainable_concepts else None)
+        else:
+            bad += 1
+            if bad >= settings.patience:
+                break
+    bar.close()
+    if best_state is not None:
+        encoder.load_state_dict(best_state[0])
+        if best_state[1] is not None:
+            concepts.load_state_dict(best_state[1])
+    encoder.eval()
+    concepts.eval()
+    result.best_epoch, result.best_val = best_epoch, best_val
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: sets up if needed, starts the real Neo4j test server, runs pytest, stops the server
+# (also when tests fail). Extra arguments go to pytest, e.g. scripts/test.sh -k losses
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || scripts/setup.sh
+export CI=${CI:-}
+if [ -x scripts/neo4j.sh ]; then
+  trap 'scripts/neo4j.sh stop >/dev/null 2>&1 || true' EXIT
+  scripts/neo4j.sh start
+  eval "$(scripts/neo4j.sh env)"
+fi
+.venv/bin/python -m pytest -q -p no:randomly "$@"

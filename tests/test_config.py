@@ -1,0 +1,77 @@
+"""Configuration: packaged configs validate, inheritance works, every bad key is named in one line."""
+from __future__ import annotations
+
+import pytest
+
+from kgdistill.config import apply_overrides, load_config, packaged_config
+from kgdistill.errors import ConfigError
+
+
+def write(tmp_path, text: str):
+    p = tmp_path / "cfg.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+BASE = "base: default.yaml\n"
+
+
+def test_packaged_configs_validate_and_inherit():
+    default = load_config(packaged_config("default"))
+    quick = load_config(packaged_config("quick"))
+    assert default.data.hpo.num_diseases == 300
+    assert quick.data.hpo.num_diseases == 50
+    assert quick.gnn.name == default.gnn.name == "gcn"  # inherited from base
+    assert set(quick.student.methods) >= {"student_alone", "kd", "kg_guided"}
+    assert quick.student.methods["kg_guided"].losses[1].params == {"temperature": 4.0}
+
+
+def test_overrides_parse_yaml_values():
+    cfg = load_config(packaged_config("quick"), ["student.epochs=7", "calibration.gammas=[0.1, 0.2]",
+                                                 "student.methods.kd.losses.1.temperature=2.5"])
+    assert cfg.student.epochs == 7
+    assert cfg.calibration.gammas == [0.1, 0.2]
+    assert cfg.student.methods["kd"].losses[1].params["temperature"] == 2.5
+
+
+@pytest.mark.parametrize("text,needle", [
+    (BASE + "teacher:\n  foo: 1\n", "teacher.foo: unknown key"),
+    (BASE + "student:\n  epochs: many\n", "student.epochs"),
+    (BASE + "space:\n  temperature: -1\n", "space.temperature"),
+    (BASE + "student:\n  methods:\n    kd:\n      losses: [{name: kd, temperature: -2}]\n", "temperature must be a number > 0"),
+    (BASE + "student:\n  methods:\n    kd:\n      losses: [{name: kd, weight: heavy}]\n", "student.methods.kd.losses.0.weight"),
+    (BASE + "student:\n  methods:\n    kd:\n      losses: [{name: kd, weight: .nan}]\n", "expected a finite number"),
+    (BASE + "student:\n  methods:\n    kd:\n      losses: [{name: ce}, {name: ce}]\n", "listed twice"),
+    (BASE + "data:\n  source: paired\n", "data.path is required"),
+    (BASE + "gnn: [1, 2]\n", "gnn"),
+    ("teacher: {epochs: 3\n", "not valid YAML"),
+    ("base: missing.yaml\n", "base: file 'missing.yaml' not found"),
+])
+def test_bad_config_is_one_clear_line(tmp_path, text, needle):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    msg = str(exc.value)
+    assert needle in msg
+    assert str(p) in msg
+    assert "\n" not in msg
+
+
+def test_yaml_error_names_the_line(tmp_path):
+    p = write(tmp_path, BASE + "teacher:\n  epochs: [1,\n")
+    with pytest.raises(ConfigError, match=r"cfg.yaml:\d+: not valid YAML"):
+        load_config(p)
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="expected key=value"):
+        apply_overrides({}, ["student.epochs"])
+    with pytest.raises(ConfigError, match="has no item"):
+        apply_overrides({"a": [1]}, ["a.5=2"])
+
+
+def test_config_hash_tracks_content():
+    a = load_config(packaged_config("quick"))
+    b = load_config(packaged_config("quick"), ["seed=1"])
+    assert a.hash() == load_config(packaged_config("quick")).hash()
+    assert a.hash() != b.hash()

@@ -1,0 +1,146 @@
+"""Paired data: the HPO benchmark generator follows the protocol; the loader rejects bad files clearly."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from kgdistill.data.hpo_benchmark import HPOBenchmarkSpec, generate_hpo_benchmark
+from kgdistill.data.paired import load_paired
+from kgdistill.errors import DataError
+from kgdistill.graph.hpo import hpo_annotations, parse_frequency
+from kgdistill.graph.loader import load_graph
+
+SPEC = HPOBenchmarkSpec(num_diseases=10, train_per_disease=4, labelled_per_disease=2, val_per_disease=2,
+                        test_per_disease=2)
+
+
+@pytest.fixture(scope="module")
+def hpo_ds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hpo")
+    return load_paired(generate_hpo_benchmark(root / "a", SPEC, seed=3)), root
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("HP:0040280", 1.0), ("HP:0040283", 0.17), ("3/4", 0.75), ("0/2", 0.0), ("45%", 0.45), ("", 0.5), ("odd", 0.5),
+])
+def test_parse_frequency(value, expected):
+    assert parse_frequency(value, 0.5) == pytest.approx(expected)
+
+
+def test_annotations_are_real_and_exclude_not():
+    ann = hpo_annotations()
+    assert len(ann.phenotypes) > 12000  # OMIM + ORPHA + DECIPHER diseases with phenotypic annotations
+    assert sum(len(v) for v in ann.phenotypes.values()) > 200_000
+    assert all(0 < f <= 1 for v in list(ann.phenotypes.values())[:500] for f in v.values())
+
+
+def test_generator_is_deterministic(hpo_ds, tmp_path):
+    ds, root = hpo_ds
+    again = generate_hpo_benchmark(tmp_path / "b", SPEC, seed=3).parent
+    other = generate_hpo_benchmark(tmp_path / "c", SPEC, seed=4).parent
+    for f in ("samples.tsv", "findings.txt", "note.txt", "candidates.txt", "graph/edges.csv"):
+        assert (root / "a" / f).read_bytes() == (again / f).read_bytes(), f
+    assert (root / "a" / "note.txt").read_bytes() != (other / "note.txt").read_bytes()
+
+
+def test_generator_follows_the_protocol(hpo_ds):
+    ds, _ = hpo_ds
+    assert len(ds.candidates) == 10
+    seen = set(ds.seen)
+    unseen = set(ds.candidates) - seen
+    assert len(unseen) == 2 and len(seen) == 8
+    train = ds.split_idx("train")
+    assert len(train) == 8 * 4
+    assert {ds.labels[i] for i in train} == seen                    # unseen diseases have no training samples
+    assert ds.student_labelled[train].sum() == 8 * 2               # only a few notes carry a label
+    for split in ("val", "test"):
+        assert {ds.labels[i] for i in ds.split_idx(split)} == set(ds.candidates)
+    graph = load_graph(ds.graph_path)
+    ann = hpo_annotations()
+    names = [graph.names[graph.index[d]] for d in ds.candidates]
+    notes = ds.modalities["note"].values
+    for i, note in enumerate(notes):
+        assert "HP:" not in note
+        assert not any(n.lower() in note.lower() for n in names)
+        findings = ds.modalities["findings"].values[i]
+        assert all(f in graph.index for f in findings)
+    # most findings of a patient are (possibly less precise) annotations of its disease
+    parents = graph.adjacency(["is_a"])
+    hits = total = 0
+    for i in train:
+        d = ds.labels[i]
+        closure = set(ann.phenotypes[d])
+        closure |= {graph.ids[p] for t in ann.phenotypes[d] if t in graph.index for p in parents[graph.index[t]]}
+        f = ds.modalities["findings"].values[i]
+        hits += sum(x in closure for x in f)
+        total += len(f)
+    assert hits / total > 0.75
+
+
+def _write_dataset(root, samples: str, note: str, extra_mods: dict | None = None, graph="../graph"):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "samples.tsv").write_text(samples, encoding="utf-8")
+    (root / "note.txt").write_text(note, encoding="utf-8")
+    mods = {"note": {"kind": "text", "path": "note.txt"}}
+    mods.update(extra_mods or {})
+    import yaml
+
+    (root / "dataset.yaml").write_text(yaml.safe_dump({"graph": graph, "samples": "samples.tsv",
+                                                       "modalities": mods}), encoding="utf-8")
+    return root
+
+
+GOOD = "id\tlabel\tsplit\tstudent_labelled\ns1\tA\ttrain\t1\ns2\tB\ttrain\t0\ns3\tA\ttest\t1\n"
+
+
+def test_loader_reads_a_good_dataset(tmp_path):
+    root = _write_dataset(tmp_path / "d", GOOD, "a b.\nc.\nd e.\n")
+    ds = load_paired(root)
+    assert ds.candidates == ["A", "B"] and ds.seen == ["A", "B"]
+    assert ds.student_labelled.tolist() == [True, False, True]
+
+
+@pytest.mark.parametrize("samples,note,mods,needle", [
+    (GOOD, "a.\nb.\n", None, r"note.txt: 2 rows, expected 3"),
+    (GOOD, "a.\n\nc.\n", None, r"note.txt:2: empty text"),
+    (GOOD, "", None, r"note.txt: empty file"),
+    ("id\tlabel\tsplit\ns1\tA\tdev\n", "a.\n", None, r"samples.tsv:2: split 'dev'"),
+    ("id\tlabel\n", "a.\n", None, r"samples.tsv:1: missing column 'split'"),
+    ("id\tlabel\tsplit\ns1\tA\ttrain\ns1\tB\ttrain\n", "a.\nb.\n", None, r"samples.tsv:3: duplicate sample id"),
+    ("id\tlabel\tsplit\ns1\t\ttest\n", "a.\n", None, r"samples.tsv:2: test sample 's1' has no label"),
+])
+def test_loader_rejects_bad_files(tmp_path, samples, note, mods, needle):
+    root = _write_dataset(tmp_path / "d", samples, note, mods)
+    with pytest.raises(DataError) as exc:
+        load_paired(root)
+    assert re.search(needle, str(exc.value)), str(exc.value)
+
+
+def test_nan_and_shape_errors(tmp_path):
+    root = _write_dataset(tmp_path / "d", GOOD, "a.\nb.\nc.\n", {"lab": {"kind": "vector", "path": "lab.npy"}})
+    arr = np.ones((3, 4), dtype=np.float32)
+    arr[1, 2] = np.nan
+    np.save(root / "lab.npy", arr)
+    with pytest.raises(DataError, match=r"lab.npy: row 1 has NaN or infinite values"):
+        load_paired(root)
+    np.save(root / "lab.npy", np.ones((3, 4, 5, 6), dtype=np.float32))
+    with pytest.raises(DataError, match=r"a vector modality needs \[samples, features\]"):
+        load_paired(root)
+    (root / "lab.npy").write_bytes(b"not numpy")
+    with pytest.raises(DataError, match=r"lab.npy: not a readable .npy array"):
+        load_paired(root)
+
+
+def test_non_utf8_and_unknown_concepts(tmp_path):
+    root = _write_dataset(tmp_path / "d", GOOD, "a.\nb.\nc.\n", {"f": {"kind": "concept_set", "path": "f.txt"}})
+    (root / "f.txt").write_bytes(b"X:1\nX:2 \xff\xfe\nX:3\n")
+    with pytest.raises(DataError, match=r"f.txt:2: not UTF-8"):
+        load_paired(root)
+    (root / "f.txt").write_text("X:1\nX:2\nX:3\n", encoding="utf-8")
+    ds = load_paired(root)
+    with pytest.raises(DataError, match=r"samples.tsv:2: label 'A' .* is not a concept of the graph"):
+        ds.validate_against({"B": 0, "X:1": 1})
+    with pytest.raises(DataError, match=r"f.txt:2: unknown concept 'X:2'"):
+        ds.validate_against({"A": 0, "B": 1, "X:1": 2, "X:3": 3})
