@@ -38,3 +38,7 @@ class RunDirError(KGDistillError):
 
 class StoreError(KGDistillError):
     """The alignment store cannot be reached or rejected an operation."""
+
+
+class TrainingError(KGDistillError):
+    """Training diverged (a non-finite loss) or cannot proceed."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import time
 from datetime import date
 from pathlib import Path
@@ -59,8 +60,16 @@ def main() -> None:
     runs, secs = [], []
     for seed in args.seeds:
         cfg = load_config(packaged_config(cfg_name), [f"seed={seed}", *args.overrides])
+        done = args.out / f"seed{seed}"
+        if (done / "run.json").is_file() and json.loads((done / "run.json").read_text()).get("status") == "complete" \
+                and json.loads((done / "run.json").read_text()).get("config_hash") == cfg.hash():
+            runs.append(json.loads((done / "metrics.json").read_text()))  # same config already run: reuse it
+            secs.append(runs[-1]["seconds"])
+            continue
+        if done.exists():
+            shutil.rmtree(done)
         t = time.perf_counter()
-        rd = run_pipeline(cfg, args.out / f"seed{seed}", progress=False)
+        rd = run_pipeline(cfg, done, progress=False)
         secs.append(time.perf_counter() - t)
         runs.append(rd.metrics())
     meta = {"command": f"python scripts/bench_demo.py {'--quick ' if args.quick else ''}--seeds {' '.join(map(str, args.seeds))}",

@@ -106,3 +106,40 @@ def test_stage_loop_learns_and_keeps_the_best_state():
         acc = (cosine_logits(enc(x[45:]), concepts(), 0.1).argmax(1) == y[45:]).float().mean()
     assert float(acc) > 0.9
     assert np.isfinite([h["loss_total"] for h in res.history]).all()
+
+
+def test_non_finite_loss_stops_the_stage_naming_the_term():
+    from kgdistill.errors import TrainingError
+
+    x = torch.randn(20, 4)
+    x[7] = float("inf")  # one poisoned sample: the first batch that holds it diverges
+    y = torch.arange(20) % 2
+    p = PreparedModality("v", "vector", x)
+    enc = ENCODERS.get("mlp").from_modality(p, 8, hidden=8)
+    data = StageData(x=x, labels=y, x_val=x[:4].nan_to_num(posinf=0.0), y_val=y[:4])
+    with pytest.raises(TrainingError, match=r"stage 'bad': loss term 'ce' became NaN or infinite \(epoch 0, step \d+\)"):
+        fit_stage("bad", enc, LearnedConcepts(2, 8), torch.arange(2), WeightedLoss([{"name": "ce"}]), data,
+                  StageSettings(epochs=2, batch_size=5, lr=1e-2, weight_decay=0.0, patience=5, temperature=0.1,
+                                progress=False), device=torch.device("cpu"))
+
+
+def test_text_encoder_finetune_mode_trains_the_transformer():
+    """Fine-tuning mode runs MiniLM (from the local package folder) on the batch's sentences and updates it."""
+    from kgdistill.encoders.text_embedder import TextEmbedder, default_model_path
+
+    sentences = ["The patient presents with seizures.", "Hypotonia was noted.", "No fever."]
+    table = torch.from_numpy(TextEmbedder().embed(sentences))
+    p = PreparedModality("note", "text", torch.tensor([[0, 1], [2, -1]]), {"sentences": table},
+                         sentences=sentences, text_model=default_model_path())
+    frozen = ENCODERS.get("text").from_modality(p, 8, hidden=16)
+    tuned = ENCODERS.get("text").from_modality(p, 8, hidden=16, mode="finetune")
+    tuned.load_state_dict(frozen.state_dict(), strict=False)
+    # before any update, both modes see the same sentence vectors
+    assert torch.allclose(tuned._sentence_vectors(p.x), frozen._sentence_vectors(p.x), atol=1e-4)
+    before = tuned.transformer.encoder.layer[0].attention.self.query.weight.detach().clone()
+    opt = torch.optim.SGD(tuned.parameters(), lr=0.1)
+    tuned(p.x).pow(2).sum().backward()
+    opt.step()
+    assert not torch.equal(before, tuned.transformer.encoder.layer[0].attention.self.query.weight)
+    with pytest.raises(ConfigError, match="expected 'frozen' or 'finetune'"):
+        ENCODERS.get("text").from_modality(p, 8, mode="thaw")

@@ -33,6 +33,20 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "kgdistill"
 
 
+def model_identity(model_path: str, max_length: int) -> str:
+    """A cache key from the model's content (config and weight sizes), not its location: a fresh clone or
+    another virtual environment with the same model reuses the same cached vectors."""
+    path = Path(model_path)
+    h = hashlib.blake2b(digest_size=6)
+    for name in ("config.json", "tokenizer.json", "vocab.txt"):
+        if (path / name).is_file():
+            h.update((path / name).read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        h.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    h.update(str(max_length).encode())
+    return h.hexdigest()
+
+
 def _text_key(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
@@ -70,8 +84,7 @@ class TextEmbedder:
         self.device = torch.device(device)
         self._model = None
         self._tok = None
-        model_id = hashlib.blake2b(f"{Path(self.model_path).resolve()}|{max_length}".encode(), digest_size=6).hexdigest()
-        self.cache_dir = Path(cache_dir or default_cache_dir()) / "text" / f"{Path(self.model_path).name}-{model_id}"
+        self.cache_dir = Path(cache_dir or default_cache_dir()) / "text" / f"{Path(self.model_path).name}-{model_identity(self.model_path, max_length)}"
         self._cache: dict[int, np.ndarray] | None = None
         self._lock = threading.Lock()
         self.dim: int | None = None

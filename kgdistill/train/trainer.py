@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..errors import TrainingError
 from ..gnn.concepts import cosine_logits
 from ..losses import DistillBatch, WeightedLoss
 from .device import autocast
@@ -45,6 +46,7 @@ class StageSettings:
     amp: bool = True
     grad_clip: float = 5.0
     progress: bool = True
+    nan_check_every: int = 0  # steps between host checks for a non-finite loss; 0: every step on CPU, 25 on CUDA
 
 
 @dataclass
@@ -105,6 +107,18 @@ def fit_stage(name: str, encoder: nn.Module, concepts: nn.Module, train_candidat
     def concept_matrix() -> torch.Tensor:
         return frozen_c if frozen_c is not None else concepts()[cand]
 
+    check_every = settings.nan_check_every or (1 if device.type == "cpu" else 25)
+    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+    step = 0
+
+    def check_finite(parts: dict[str, torch.Tensor], epoch: int) -> None:
+        if bool(nonfinite):  # one host sync every `check_every` steps
+            bad_terms = [k for k, v in parts.items() if k != "total" and not bool(torch.isfinite(v))]
+            where = f"epoch {epoch}, step {step}" if check_every == 1 else f"epoch {epoch}, by step {step}"
+            raise TrainingError(f"stage {name!r}: loss {'term ' + repr(bad_terms[0]) if bad_terms else 'total'} became "
+                                f"NaN or infinite ({where}); lower the learning rate or check the inputs. "
+                                "Nothing of this stage was kept.")
+
     best_state, best_val, best_epoch, bad = None, -float("inf"), -1, 0
     result = StageResult(best_epoch=-1, best_val=float("nan"))
     bar = tqdm(range(settings.epochs), desc=name, disable=not settings.progress, leave=False, dynamic_ncols=True)
@@ -125,6 +139,10 @@ def fit_stage(name: str, encoder: nn.Module, concepts: nn.Module, train_candidat
                     concept_emb=c, concept_sim=sim,
                 )
                 total, parts = loss(batch)
+            nonfinite |= ~torch.isfinite(total.detach())
+            step += 1
+            if step % check_every == 0:
+                check_finite(parts, epoch)
             opt.zero_grad(set_to_none=True)
             total.backward()
             nn.utils.clip_grad_norm_(params, settings.grad_clip)
@@ -134,6 +152,7 @@ def fit_stage(name: str, encoder: nn.Module, concepts: nn.Module, train_candidat
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0) + v.float()
             n_steps += 1
+        check_finite(parts if n_steps else {}, epoch)
         # validation: MRR over the training candidates, on samples of those concepts
         encoder.eval()
         concepts.eval()
