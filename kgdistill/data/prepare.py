@@ -26,7 +26,8 @@ class PreparedModality:
 
 
 def _pad(rows: list[list[int]], width: int | None = None) -> torch.Tensor:
-    width = width or max((len(r) for r in rows), default=1)
+    longest = max((len(r) for r in rows), default=1)
+    width = min(width, longest) if width else longest
     out = torch.full((len(rows), max(width, 1)), -1, dtype=torch.long)
     for i, r in enumerate(rows):
         r = r[:width]

@@ -70,7 +70,23 @@ class SetPooling(nn.Module):
         self.out_dim = 2 * hidden
 
     def forward(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.item(items)                                   # [B, L, H]
+        return self._pool(self.item(items), mask)
+
+    def forward_table(self, table: torch.Tensor, idx: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """Items given as rows of a table (concepts, sentences): the first linear layer runs on whichever is
+        smaller, the table or the gathered batch, so cost follows the batch, not the padding."""
+        mask = idx >= 0
+        safe = idx.clamp_min(0)
+        first, rest = self.item[0], self.item[1:]
+        if idx.numel() > table.shape[0]:
+            h = first(table)[safe]
+        else:
+            h = first(table[safe])
+        if extra is not None:
+            h = h + extra
+        return self._pool(rest(h), mask)
+
+    def _pool(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         m = mask.unsqueeze(-1).to(h.dtype)
         mean = (h * m).sum(1) / m.sum(1).clamp_min(1.0)
         mx = h.masked_fill(~mask.unsqueeze(-1), torch.finfo(h.dtype).min).amax(1)

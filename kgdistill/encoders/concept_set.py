@@ -17,7 +17,7 @@ class ConceptSetEncoder(Encoder):
         super().__init__(dim)
         self.register_buffer("node_features", node_features.float(), persistent=False)
         f = node_features.shape[1]
-        self.node_emb = nn.Embedding(node_features.shape[0], f) if learn_embeddings else None
+        self.node_emb = nn.Embedding(node_features.shape[0], hidden) if learn_embeddings else None
         if self.node_emb is not None:
             nn.init.zeros_(self.node_emb.weight)
         self.pool = SetPooling(f, hidden, dropout)
@@ -28,9 +28,5 @@ class ConceptSetEncoder(Encoder):
         return cls(prepared.tables["node_features"], dim, **params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = x >= 0
-        idx = x.clamp_min(0)
-        items = self.node_features[idx]
-        if self.node_emb is not None:
-            items = items + self.node_emb(idx)
-        return self.head(self.pool(items, mask))
+        extra = None if self.node_emb is None else self.node_emb(x.clamp_min(0))
+        return self.head(self.pool.forward_table(self.node_features, x, extra))

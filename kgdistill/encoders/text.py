@@ -52,5 +52,6 @@ class TextEncoder(Encoder):
         return vecs[inverse]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = x >= 0
-        return self.head(self.pool(self._sentence_vectors(x), mask))
+        if self.mode == "frozen":
+            return self.head(self.pool.forward_table(self.sentence_table, x))
+        return self.head(self.pool(self._sentence_vectors(x), x >= 0))
