@@ -67,6 +67,14 @@ class HPOBenchmarkConfig(Strict):
     default_frequency: float = Field(0.5, gt=0.0, le=1.0)
     source: Literal["any", "OMIM", "ORPHA"] = "any"
 
+    @model_validator(mode="after")
+    def _consistent(self) -> "HPOBenchmarkConfig":
+        if self.labelled_per_disease > self.train_per_disease:
+            raise ValueError("labelled_per_disease must not exceed train_per_disease")
+        if self.max_phenotypes < self.min_phenotypes:
+            raise ValueError("max_phenotypes must not be below min_phenotypes")
+        return self
+
 
 class DataConfig(Strict):
     source: Literal["hpo_benchmark", "paired"] = "hpo_benchmark"
@@ -110,14 +118,27 @@ class GNNConfig(Strict):
     self_feature_dropout: float = Field(0.0, ge=0.0, le=1.0)
 
 
-class StageConfig(Strict):
-    epochs: int = Field(40, ge=1)
+def _unique_losses(v: list[LossSpec]) -> list[LossSpec]:
+    names = [s.name for s in v]
+    if dup := sorted({n for n in names if names.count(n) > 1}):
+        raise ValueError(f"loss {dup[0]!r} is listed twice")
+    return v
+
+
+class OptimConfig(Strict):
+    """How one stage is optimised, and the encoder it trains."""
+
+    epochs: int = Field(60, ge=1)
     batch_size: int = Field(128, ge=2)
     lr: float = Field(2e-3, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
-    patience: int = Field(8, ge=1)
+    patience: int = Field(10, ge=1)
     encoder: Part
+
+
+class StageConfig(OptimConfig):
     losses: list[LossSpec] = Field(min_length=1)
+    _unique = field_validator("losses")(_unique_losses)
 
 
 class MethodConfig(Strict):
@@ -127,23 +148,10 @@ class MethodConfig(Strict):
     losses: list[LossSpec] = Field(min_length=1)
     calibrate: bool = True
     fusion: bool = False  # add beta x the graph prototype score (chosen on validation)
-
-    @field_validator("losses")
-    @classmethod
-    def _unique(cls, v: list[LossSpec]) -> list[LossSpec]:
-        names = [s.name for s in v]
-        if dup := sorted({n for n in names if names.count(n) > 1}):
-            raise ValueError(f"loss {dup[0]!r} is listed twice")
-        return v
+    _unique = field_validator("losses")(_unique_losses)
 
 
-class StudentConfig(Strict):
-    epochs: int = Field(60, ge=1)
-    batch_size: int = Field(128, ge=2)
-    lr: float = Field(2e-3, gt=0.0)
-    weight_decay: float = Field(1e-4, ge=0.0)
-    patience: int = Field(10, ge=1)
-    encoder: Part
+class StudentConfig(OptimConfig):
     methods: dict[str, MethodConfig]
 
     @field_validator("methods")

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .config import RunConfig
-from .data.hpo_benchmark import HPOBenchmarkSpec, generate_hpo_benchmark
+from .data.hpo_benchmark import generate_hpo_benchmark
 from .data.paired import PairedDataset, load_paired
 from .data.prepare import PreparedModality, prepare_modality
 from .encoders.text_embedder import TextEmbedder
@@ -53,8 +53,7 @@ def materialise_dataset(cfg: RunConfig, workdir: Path) -> PairedDataset:
     if cfg.data.source == "hpo_benchmark":
         if (workdir / "data" / "dataset.yaml").is_file():  # re-opening a run: reuse its generated data
             return load_paired(workdir / "data")
-        spec = HPOBenchmarkSpec(**cfg.data.hpo.model_dump())
-        return load_paired(generate_hpo_benchmark(workdir / "data", spec, seed=cfg.seed))
+        return load_paired(generate_hpo_benchmark(workdir / "data", cfg.data.hpo, seed=cfg.seed))
     return load_paired(Path(cfg.data.path).expanduser())
 
 

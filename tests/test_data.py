@@ -6,13 +6,14 @@ import re
 import numpy as np
 import pytest
 
-from kgdistill.data.hpo_benchmark import HPOBenchmarkSpec, generate_hpo_benchmark
+from kgdistill.config import HPOBenchmarkConfig
+from kgdistill.data.hpo_benchmark import generate_hpo_benchmark
 from kgdistill.data.paired import load_paired
 from kgdistill.errors import DataError
 from kgdistill.graph.hpo import hpo_annotations, parse_frequency
 from kgdistill.graph.loader import load_graph
 
-SPEC = HPOBenchmarkSpec(num_diseases=10, train_per_disease=4, labelled_per_disease=2, val_per_disease=2,
+SPEC = HPOBenchmarkConfig(num_diseases=10, train_per_disease=4, labelled_per_disease=2, val_per_disease=2,
                         test_per_disease=2)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from ..config import HPOBenchmarkConfig
 from ..errors import DataError
 from ..graph.hpo import ROOT_TERMS, build_hpo_graph, hpo_annotations, hpo_ontology
 
@@ -35,23 +35,6 @@ TEMPLATES = (
 NEGATED = ("No {x}.", "Negative for {x}.", "There is no {x}.", "{X} was ruled out.")
 
 
-@dataclass(frozen=True)
-class HPOBenchmarkSpec:
-    num_diseases: int = 300
-    min_annotations: int = 8
-    unseen_fraction: float = 0.2
-    train_per_disease: int = 20
-    labelled_per_disease: int = 2
-    val_per_disease: int = 5
-    test_per_disease: int = 10
-    min_phenotypes: int = 3
-    max_phenotypes: int = 10
-    imprecision: float = 0.3
-    noise_rate: float = 1.0
-    negation_rate: float = 0.3
-    default_frequency: float = 0.5
-    source: str = "any"  # any | OMIM | ORPHA
-
 
 def _surface(term: str) -> str:
     """Lower-case a label for mid-sentence use, keeping abbreviations (ERG, IgA) intact."""
@@ -59,7 +42,7 @@ def _surface(term: str) -> str:
 
 
 class _PatientSampler:
-    def __init__(self, spec: HPOBenchmarkSpec, diseases: list[str], rng: np.random.Generator):
+    def __init__(self, spec: HPOBenchmarkConfig, diseases: list[str], rng: np.random.Generator):
         self.spec, self.rng = spec, rng
         onto, ann = hpo_ontology(), hpo_annotations(spec.default_frequency)
         self.onto = onto
@@ -109,7 +92,7 @@ class _PatientSampler:
         return sorted(findings), " ".join(sentences)
 
 
-def eligible_diseases(spec: HPOBenchmarkSpec) -> list[str]:
+def eligible_diseases(spec: HPOBenchmarkConfig) -> list[str]:
     ann = hpo_annotations(spec.default_frequency)
     onto = hpo_ontology()
     out = []
@@ -121,12 +104,8 @@ def eligible_diseases(spec: HPOBenchmarkSpec) -> list[str]:
     return sorted(out)
 
 
-def generate_hpo_benchmark(out_dir: str | Path, spec: HPOBenchmarkSpec = HPOBenchmarkSpec(), seed: int = 0) -> Path:
+def generate_hpo_benchmark(out_dir: str | Path, spec: HPOBenchmarkConfig = HPOBenchmarkConfig(), seed: int = 0) -> Path:
     """Write a paired dataset folder; returns the path of its dataset.yaml."""
-    if spec.min_phenotypes < 1 or spec.max_phenotypes < spec.min_phenotypes:
-        raise DataError(f"phenotypes per patient: need 1 <= min ({spec.min_phenotypes}) <= max ({spec.max_phenotypes})")
-    if not 0 < spec.labelled_per_disease <= spec.train_per_disease:
-        raise DataError("labelled_per_disease must be between 1 and train_per_disease")
     rng = np.random.default_rng(seed)
     pool = eligible_diseases(spec)
     if spec.num_diseases < 2 or spec.num_diseases > len(pool):
@@ -165,7 +144,7 @@ def generate_hpo_benchmark(out_dir: str | Path, spec: HPOBenchmarkSpec = HPOBenc
     (out / "findings.txt").write_text("\n".join(findings) + "\n", encoding="utf-8")
     (out / "note.txt").write_text("\n".join(notes) + "\n", encoding="utf-8")
     (out / "candidates.txt").write_text("\n".join(diseases) + "\n", encoding="utf-8")
-    meta = {"generator": "hpo_benchmark", "seed": seed, "spec": asdict(spec), "seen": len(seen), "unseen": len(unseen)}
+    meta = {"generator": "hpo_benchmark", "seed": seed, "spec": spec.model_dump(), "seen": len(seen), "unseen": len(unseen)}
     dataset = {
         "name": f"hpo-rare-disease-{spec.num_diseases}",
         "graph": "graph",

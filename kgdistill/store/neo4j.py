@@ -323,7 +323,7 @@ class Neo4jStore(AlignmentStore):
     scheme = "bolt"
 
     def __init__(self, uri: str, *, auth: Any = None, database: str | None = None, retries: int = 5,
-                 retry_wait: float = 0.5, batch_size: int = 5_000, workers: int = 2, connect_attempts: int = 3):
+                 retry_wait: float = 0.5, batch_size: int = 10_000, workers: int = 2, connect_attempts: int = 3):
         super().__init__(check_uri(uri))
         self.auth = neo4j_auth(auth)
         self.database = database or os.environ.get("NEO4J_DATABASE") or None
