@@ -56,7 +56,12 @@ pick_java() {
   echo java
 }
 JAVA="$(pick_java)"
-JAVAC="$(dirname "$(readlink -f "$(command -v "$JAVA")")")/javac"
+JAVAC=""
+need_java() {
+  command -v "$JAVA" >/dev/null 2>&1 \
+    || die "java not found ('$JAVA'): Neo4j $VERSION needs a JDK (17 for 5.26, 21+ for 2025.x, 25 for 2025.10+); set NEO4J_JAVA"
+  JAVAC="$(dirname "$(readlink -f "$(command -v "$JAVA")")")/javac"
+}
 
 installed() { [[ -f "$INSTALL/.complete" && -d "$LIB" ]]; }
 
@@ -113,6 +118,7 @@ make_cds() {
 }
 
 cmd_install() {
+  need_java
   if installed; then
     compile_server
     make_cds
@@ -161,6 +167,7 @@ cmd_start() {
     echo "Neo4j already running (pid $(cat "$PIDFILE")) at $URI"
     return
   fi
+  need_java
   installed || cmd_install
   compile_server
   port_busy && die "port $PORT on 127.0.0.1 is taken by another program; set NEO4J_PORT"

@@ -198,6 +198,7 @@ def require_neo4j(uri: str) -> None:
     except StoreError as exc:
         _checked[uri] = (f"Neo4j test server not available at {uri}: {exc}. Start it with `scripts/neo4j.sh start` "
                          f"(scripts/test.sh does this) or set KGDISTILL_NEO4J_URI.")
+    if _checked[uri]:
         pytest.fail(_checked[uri], pytrace=False)
 
 
@@ -242,6 +243,27 @@ def fixture_run(tmp_path: Path) -> FixtureRun:
     tag = unique_tag()
     return make_run_dir(tmp_path / "run", seed=7, run_id=f"run-{tag} 'x' {{`y`}} MATCH (n) DETACH DELETE n",
                         graph_source=f"fixture-graph-{tag}")
+
+
+@pytest.fixture
+def run_under_test(tmp_path: Path, tiny_run: Path) -> Path:
+    """A real pipeline run ($KGDISTILL_TEST_RUN_DIR, else the suite's tiny run); always a private copy.
+
+    The copy gets a unique run id so that a test may push and delete it without touching the original
+    run in a shared store.
+    """
+    src = os.environ.get("KGDISTILL_TEST_RUN_DIR") or str(tiny_run)
+    tag = unique_tag()
+    import shutil
+
+    src_path, dst = Path(src), tmp_path / "real-run"
+    dst.mkdir()
+    shutil.copytree(src_path / "alignments", dst / "alignments")
+    shutil.copy(src_path / "metrics.json", dst / "metrics.json")
+    info = json.loads((src_path / "run.json").read_text(encoding="utf-8"))
+    info["run_id"] = f"{info['run_id']}-test-{tag}"
+    (dst / "run.json").write_text(json.dumps(info), encoding="utf-8")
+    return dst
 
 
 def neo4j_script(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:

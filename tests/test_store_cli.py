@@ -104,41 +104,25 @@ def test_user_errors_are_one_line(tmp_path, runs):
                                           "--run-dir", str(tmp_path / "gone")))
 
 
-def test_text_query_goes_through_the_runs_predictor(tmp_path, runs, monkeypatch):
-    """--text: Predictor.from_run_dir(run_dir).embed_texts([text]) -> the store's vector query.
-
-    The fixture run has no trained encoder, so a stand-in Predictor maps the text to one of the run's
-    student sample vectors; the real one is exercised by the pipeline's own tests.
-    """
+def test_text_query_goes_through_the_runs_predictor(tmp_path, tiny_run):
+    """--text on a real pipeline run: the run's student encoder embeds the note, the store ranks concepts."""
     import numpy as np
-    import typer
-    from typer.testing import CliRunner
 
-    import kgdistill.predict as predict
-    from kgdistill.store.commands import align_app
+    from kgdistill.predict import Predictor
+    from kgdistill.store import open_store
 
-    a, _ = runs
-    calls = []
-
-    class StandIn:
-        @classmethod
-        def from_run_dir(cls, path):
-            calls.append(Path(path))
-            return cls()
-
-        def embed_texts(self, texts):
-            return np.stack([a.student_vecs[7] for _ in texts])
-
-    monkeypatch.setattr(predict, "Predictor", StandIn)
     store = f"sqlite:///{tmp_path / 'store.sqlite'}"
-    assert cli("align", "push", str(a.path), "--store", store).returncode == 0
-    app = typer.Typer()
-    app.add_typer(align_app, name="align")
-    res = CliRunner().invoke(app, ["align", "query", "--store", store, "--text", "recurrent seizures",
-                                   "--run", a.run_id, "--top-k", "5", "--json"])
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.stdout)
-    assert calls == [a.path.resolve()]
-    gnn = a.gnn / np.linalg.norm(a.gnn, axis=1, keepdims=True)
-    sims = gnn @ a.student_vecs[7]
-    assert [h["id"] for h in out["hits"]] == [a.concept_ids[i] for i in np.argsort(-sims)[:5]]
+    pushed = cli("align", "push", str(tiny_run), "--store", store)
+    assert pushed.returncode == 0, pushed.stderr
+    note = (tiny_run / "data" / "note.txt").read_text(encoding="utf-8").splitlines()[0]
+    res = cli("align", "query", "--store", store, "--text", note, "--top-k", "5", "--json")
+    assert res.returncode == 0, res.stderr
+    hits = json.loads(res.stdout)["hits"]
+    assert len(hits) == 5
+    vec = Predictor.from_run_dir(tiny_run).embed_texts([note])[0]
+    with open_store(store) as s:
+        direct = s.query_vector(vec, k=5)
+    assert [h["id"] for h in hits] == [h.id for h in direct]
+    candidates = set((tiny_run / "checkpoints" / "candidates.txt").read_text().split())
+    assert {h["id"] for h in hits} <= candidates
+    assert np.isfinite([h["score"] for h in hits]).all()

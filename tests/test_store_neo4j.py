@@ -19,12 +19,11 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from store_fixtures import (DEFAULT_PASSWORD, fixture_run, free_port, make_run_dir, neo4j_credentials,  # noqa: E402,F401
-                            neo4j_env, neo4j_script, neo4j_store, neo4j_uri, sqlite_store, unique_tag)
+from store_fixtures import (fixture_run, free_port, make_run_dir, neo4j_credentials, neo4j_env,  # noqa: E402,F401
+                            neo4j_script, neo4j_store, run_under_test, sqlite_store, unique_tag)
 
 from kgdistill.errors import GraphFormatError, StoreError  # noqa: E402
 from kgdistill.store import open_store, read_run_dir  # noqa: E402
@@ -62,6 +61,29 @@ def test_embedded_store_answers_like_neo4j(neo4j_store, sqlite_store, fixture_ru
             sqlite_store.disagreements(run_id=ex.run_id, top_k=100)
         vectors = list(fixture_run.student_vecs[::8]) + list(fixture_run.teacher_vecs[::16]) + list(ex.gnn[:5])
         for v in vectors:
+            hn = neo4j_store.query_vector(v, k=10, run_id=ex.run_id)
+            hs = sqlite_store.query_vector(v, k=10, run_id=ex.run_id)
+            assert [h.id for h in hn] == [h.id for h in hs]
+            assert [h.score for h in hn] == pytest.approx([h.score for h in hs], abs=1e-5)
+    finally:
+        neo4j_store.delete_run(ex.run_id)
+
+
+def test_same_answers_on_run_under_test(neo4j_store, sqlite_store, run_under_test):
+    """As above, on $KGDISTILL_TEST_RUN_DIR (a real pipeline run) when set, else another fixture run."""
+    import numpy as np
+
+    ex = read_run_dir(run_under_test)
+    try:
+        neo4j_store.push(ex)
+        sqlite_store.push(ex)
+        for cid in ex.concept_ids:
+            assert neo4j_store.concept(cid, run_id=ex.run_id, top_k=10) == \
+                sqlite_store.concept(cid, run_id=ex.run_id, top_k=10), cid
+        assert neo4j_store.disagreements(run_id=ex.run_id, top_k=10_000) == \
+            sqlite_store.disagreements(run_id=ex.run_id, top_k=10_000)
+        rng = np.random.default_rng(0)
+        for v in list(ex.gnn[::max(1, ex.num_concepts // 8)]) + list(ex.gnn[:8] + 0.3 * rng.normal(size=(8, ex.dim))):
             hn = neo4j_store.query_vector(v, k=10, run_id=ex.run_id)
             hs = sqlite_store.query_vector(v, k=10, run_id=ex.run_id)
             assert [h.id for h in hn] == [h.id for h in hs]
@@ -261,17 +283,17 @@ def test_server_killed_or_restarted_mid_push(tmp_path, neo4j_env):
     expected = {"samples": 600, "prototypes": 60, "sa": 600 * 2 * run.top_k, "pa": len(ex.prototype_alignments()),
                 "has_sample": 600}
     server = PrivateServer(tmp_path)
+    restarted: list[threading.Thread] = []
     server.start()
     try:
         # 1. the server restarts while a push is under way: retries (bounded) carry the push through
         store = open_store(server.uri, retries=8, retry_wait=1.0, batch_size=500, workers=2)
-        restarted = []
 
         def restart_once(step, done, total):
             if step == "sample_alignments" and not restarted:
-                restarted.append(True)
                 server.kill()
-                threading.Thread(target=server.start, daemon=True).start()
+                restarted.append(threading.Thread(target=server.start, daemon=True))
+                restarted[0].start()
 
         res = store.push(ex, on_batch=restart_once)
         assert restarted and res.outcome == "pushed"
@@ -312,4 +334,6 @@ def test_server_killed_or_restarted_mid_push(tmp_path, neo4j_env):
         assert store.push(ex2).outcome == "unchanged"
         store.close()
     finally:
+        for t in restarted:
+            t.join(timeout=120)
         server.stop()

@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from store_fixtures import (TRICKY_CONCEPTS, TRICKY_SAMPLE, cleanup, fixture_run, make_run_dir,  # noqa: E402,F401
-                            neo4j_env, neo4j_store, sqlite_store, store, unique_tag)
+                            neo4j_env, neo4j_store, run_under_test, sqlite_store, store, unique_tag)
 
 from kgdistill.errors import StoreError  # noqa: E402
 from kgdistill.store import read_run_dir  # noqa: E402
@@ -254,3 +254,35 @@ def test_unknown_concept_and_run(store, cleanup, fixture_run):
         store.concept("NOPE:0", run_id=fixture_run.run_id)
     with pytest.raises(StoreError, match="is not in"):
         store.disagreements(run_id=f"no-such-run-{unique_tag()}")
+
+
+def test_run_under_test_round_trips(store, cleanup, run_under_test):
+    """Every record of a run ($KGDISTILL_TEST_RUN_DIR: a real pipeline run; else a fixture run) comes back."""
+    ex = read_run_dir(run_under_test)
+    cleanup.append(ex.run_id)
+    assert store.push(ex).outcome == "pushed"
+    assert store.push(run_under_test).outcome == "unchanged"
+    k = 1000
+    for cid in ex.concept_ids:
+        rep = store.concept(cid, run_id=ex.run_id, top_k=k)
+        i = ex.index[cid]
+        assert (rep.id, rep.name, rep.seen) == (cid, ex.concept_names[i], bool(ex.seen[i]))
+        n_test, t1, s1 = ex.per_concept.get(cid, (0, None, None))
+        assert (rep.n_test, rep.teacher_top1, rep.student_top1) == (n_test, t1, s1)
+        got = sorted((h.sample_id, h.modality, h.rank, h.score) for m in ("teacher", "student") for h in rep.samples[m])
+        s = ex.samples
+        want = sorted((a, m, r, v) for a, c, m, r, v in zip(s["sample_id"], s["concept_id"], s["modality"], s["rank"],
+                                                             s["score"]) if c == cid)
+        assert got == want
+        for space in ("teacher", "student"):
+            assert [(h.id, h.score) for h in rep.neighbours[space]] == \
+                [(n["other_id"], n["score"]) for n in ex.neighbours() if n["concept_id"] == cid and n["space"] == space]
+        assert [(c.id, c.match) for c in rep.correspondences] == \
+            [(c["other_id"], c["match"]) for c in ex.correspondences() if c["concept_id"] == cid]
+    assert [d.id for d in store.disagreements(run_id=ex.run_id, top_k=k)] == \
+        [d["concept_id"] for d in ex.disagreements()]
+    for i in range(0, ex.num_concepts, max(1, ex.num_concepts // 10)):
+        hit = store.query_vector(ex.gnn[i], k=3, run_id=ex.run_id)[0]
+        assert hit.score == pytest.approx(1.0, abs=1e-5)
+        g = ex.gnn / np.linalg.norm(ex.gnn, axis=1, keepdims=True)
+        assert hit.id == ex.concept_ids[i] or float(g[ex.index[hit.id]] @ g[i]) == pytest.approx(1.0, abs=1e-5)

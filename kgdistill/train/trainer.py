@@ -92,8 +92,9 @@ def fit_stage(name: str, encoder: nn.Module, concepts: nn.Module, train_candidat
     params = [p for p in params if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(data.x) / settings.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch + 1,
-                                                pct_start=0.1, anneal_strategy="cos")
+    total_steps = settings.epochs * steps_per_epoch + 1
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=total_steps,
+                                                pct_start=min(0.5, max(0.1, 2.0 / total_steps)), anneal_strategy="cos")
     gen = torch.Generator().manual_seed(seed)
     cand = train_candidates.to(device)
     needs_sim = "concept_sim" in loss.required_fields
