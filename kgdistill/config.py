@@ -10,16 +10,24 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .yamlfile import load_yaml_file
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def _file_name_safe(v: str) -> str:
+    """Names that become parts of file names (run name, student method) cannot hold a path."""
+    if not v.strip() or v.strip() in (".", "..") or any(c in v for c in "/\\\0"):
+        raise ValueError(f"{v!r} cannot be used in a file name (no '/', '\\', NUL, '.' or '..')")
+    return v
 
 
 class Part(BaseModel):
@@ -31,6 +39,19 @@ class Part(BaseModel):
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _finite_params(self) -> "Part":
+        stack = list((self.model_extra or {}).items())
+        while stack:
+            key, value = stack.pop()
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{key} must be a finite number, got {value}")
+            if isinstance(value, dict):
+                stack.extend((f"{key}.{k}", v) for k, v in value.items())
+            elif isinstance(value, list):
+                stack.extend((f"{key}.{i}", v) for i, v in enumerate(value))
+        return self
 
 
 class LossSpec(Part):
@@ -90,9 +111,23 @@ class DataConfig(Strict):
         return self
 
 
+class Neo4jGraphConfig(Strict):
+    """How a graph stored in Neo4j maps onto concepts and relations (graph.path: bolt://host:port)."""
+
+    node_label: str | list[str] = "Concept"
+    rel_types: list[str] | None = None
+    id_property: str = "id"
+    name_property: str | None = "name"
+    text_property: str | None = None
+    type_property: str | None = None
+    weight_property: str | None = None
+    reverse_types: list[str] = []
+
+
 class GraphConfig(Strict):
     path: str | None = None
     format: str = "auto"
+    neo4j: Neo4jGraphConfig = Neo4jGraphConfig()
     restrict_to_candidates: bool = True
     text_max_chars: int = Field(300, ge=16)
 
@@ -159,14 +194,16 @@ class StudentConfig(OptimConfig):
     def _has_kg(cls, v: dict[str, MethodConfig]) -> dict[str, MethodConfig]:
         if "kg_guided" not in v:
             raise ValueError("student.methods needs an entry 'kg_guided'")
+        for name in v:
+            _file_name_safe(name)
         return v
 
 
 class CalibrationConfig(Strict):
     enabled: bool = True
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    gammas: list[float] = [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6]
-    fusion_weights: list[float] = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+    gammas: list[float] = Field([0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6], min_length=1)
+    fusion_weights: list[float] = Field([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0], min_length=1)
 
 
 class TrainConfig(Strict):
@@ -177,14 +214,14 @@ class TrainConfig(Strict):
 
 
 class EvalConfig(Strict):
-    top_k: list[int] = [1, 10]
+    top_k: list[Annotated[int, Field(ge=1)]] = Field([1, 10], min_length=1)
     plots: bool = True
     export_top_k: int = Field(5, ge=1)
 
 
 class RunConfig(Strict):
     name: str = "run"
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)
     data: DataConfig = DataConfig()
     graph: GraphConfig = GraphConfig()
     text: TextConfig = TextConfig()
@@ -195,6 +232,8 @@ class RunConfig(Strict):
     calibration: CalibrationConfig = CalibrationConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+
+    _safe_name = field_validator("name")(_file_name_safe)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -218,9 +257,33 @@ def _format_error(err: dict[str, Any]) -> str:
     return f"{loc}: {msg}"
 
 
+MAX_TREE_VALUES = 100_000
+
+
+def check_tree(tree: Any, source: str) -> None:
+    """YAML aliases may share values; refuse a value that contains itself, or an alias bomb that expands hugely."""
+    count, on_path = 0, set()
+    stack: list[tuple[Any, bool]] = [(tree, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            continue
+        count += 1
+        if count > MAX_TREE_VALUES:
+            raise ConfigError(f"the YAML expands to more than {MAX_TREE_VALUES} values (an alias bomb?)", source=source)
+        if isinstance(node, (dict, list)):
+            if id(node) in on_path:
+                raise ConfigError("a YAML alias refers to a value that contains it (a cycle)", source=source)
+            on_path.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in (node.values() if isinstance(node, dict) else node))
+
+
 def validate_config(tree: dict[str, Any], source: str = "config") -> RunConfig:
     if not isinstance(tree, dict):
         raise ConfigError("expected a mapping of keys at the top level", source=source)
+    check_tree(tree, source)
     try:
         return RunConfig.model_validate(tree)
     except ValidationError as exc:
@@ -230,17 +293,7 @@ def validate_config(tree: dict[str, Any], source: str = "config") -> RunConfig:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("file not found", source=str(path))
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", source=str(path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", source=str(path),
-                          line=None if mark is None else mark.line + 1) from None
+    tree = load_yaml_file(Path(path), ConfigError)
     return tree if tree is not None else {}
 
 
@@ -252,7 +305,7 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
         key, raw = item.split("=", 1)
         try:
             value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, RecursionError):  # not YAML (or a date that is no date): the text itself
             value = raw
         node: Any = tree
         parts = key.strip().split(".")
@@ -294,6 +347,8 @@ def read_config_tree(path: str | Path, _depth: int = 0) -> dict[str, Any]:
     base = tree.pop("base", None)
     if base is None:
         return tree
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"base: expected the name of a YAML file, got {base!r}", source=str(path))
     if _depth > 8:
         raise ConfigError("base: chain of base files is too deep (a cycle?)", source=str(path))
     bpath = Path(base) if Path(base).is_absolute() else path.parent / base

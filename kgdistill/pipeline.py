@@ -21,6 +21,7 @@ from .config import RunConfig
 from .eval.calibration import Calibration, choose_calibration
 from .eval.metrics import grouped_metrics, harmonic_mean, mistake_severity
 from .eval.prototype import centroid_scores
+from .errors import RunDirError
 from .run_dir import RunDir, write_json_atomic
 from .task import Task, build_task
 from .train.checkpoint import save_tensors
@@ -229,7 +230,10 @@ def evaluate_run(path: str | Path, device_name: str = "cpu") -> dict:
     device = pick_device(device_name)
     task = build_task(cfg, rd.path, device)
     fitted = load_fitted(cfg, task, rd.checkpoints)
-    cal = {m: Cal(**c) for m, c in json.loads((rd.path / "calibration.json").read_text(encoding="utf-8")).items()}
+    try:
+        cal = {m: Cal(**c) for m, c in rd.read_json("calibration.json").items()}
+    except (TypeError, AttributeError):
+        raise RunDirError("calibration.json does not hold per-method calibrations", source=str(rd.path)) from None
     methods, _ = evaluate(cfg, task, fitted, cal, device)
     return {"run_id": rd.info["run_id"], "chance_top1": 1.0 / task.num_candidates,
             "chance_top10": min(10, task.num_candidates) / task.num_candidates, "methods": methods}

@@ -6,7 +6,6 @@ sentence encoder (and its cache) that training used.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -55,8 +54,12 @@ class Predictor:
         extra = load_tensors(rd.checkpoints / "concepts.safetensors")
         self.seen = extra["seen"].bool()
         self.prototype_concepts = extra.get("prototype_concepts")
-        cal = json.loads((rd.path / "calibration.json").read_text(encoding="utf-8"))
-        self.calibration = Calibration(**cal.get(method, {}))
+        cal = rd.read_json("calibration.json").get(method, {})
+        try:
+            self.calibration = Calibration(**cal)
+        except TypeError:
+            raise RunDirError(f"entry {method!r} is not a calibration of this version",
+                              source=str(rd.path / "calibration.json")) from None
         self.graph = load_graph(rd.path / "graph")
         self.kind = self._student_kind()
         self.embedder = TextEmbedder(self.cfg.text.model_path, cache_dir=self.cfg.text.cache_dir,
@@ -76,15 +79,21 @@ class Predictor:
     def _student_kind(self) -> str:
         import yaml
 
-        ds = yaml.safe_load((self.rd.path / "data" / "dataset.yaml").read_text(encoding="utf-8")) \
-            if (self.rd.path / "data" / "dataset.yaml").is_file() else None
-        if ds is None and self.cfg.data.path:
-            p = Path(self.cfg.data.path)
-            ds = yaml.safe_load(((p / "dataset.yaml") if p.is_dir() else p).read_text(encoding="utf-8"))
-        if ds is None:
+        local = self.rd.path / "data" / "dataset.yaml"
+        if local.is_file():
+            yml = local
+        elif self.cfg.data.path:
+            p = Path(self.cfg.data.path).expanduser()
+            yml = p / "dataset.yaml" if p.is_dir() else p
+        else:
             raise RunDirError("cannot find the dataset description of this run", source=str(self.rd.path))
-        name = self.cfg.data.student_modality or ds.get("student") or list(ds["modalities"])[-1]
-        self._student_file_kind = ds["modalities"][name]["kind"]
+        try:
+            ds = yaml.safe_load(yml.read_text(encoding="utf-8"))
+            name = self.cfg.data.student_modality or ds.get("student") or list(ds["modalities"])[-1]
+            self._student_file_kind = str(ds["modalities"][name]["kind"])
+        except (OSError, ValueError, yaml.YAMLError, LookupError, TypeError, AttributeError):
+            raise RunDirError("cannot read the student modality's kind from the dataset description",
+                              source=str(yml)) from None
         return self._student_file_kind
 
     def _build_encoder(self, extra: dict[str, torch.Tensor]):

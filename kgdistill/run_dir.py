@@ -16,6 +16,11 @@ from .config import RunConfig, save_config, validate_config, read_yaml
 from .errors import RunDirError
 
 
+# What eval and predict read from a run marked complete (student checkpoints are checked when loaded).
+REQUIRED_FILES = ("config.yaml", "calibration.json", "checkpoints/candidates.txt", "checkpoints/concepts.safetensors",
+                  "checkpoints/teacher.safetensors", "graph/nodes.csv", "graph/edges.csv")
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -45,11 +50,14 @@ class RunDir:
     @property
     def info(self) -> dict[str, Any]:
         try:
-            return json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+            info = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise RunDirError("not a run directory (no run.json)", source=str(self.path)) from None
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise RunDirError("run.json is not valid JSON", source=str(self.path)) from None
+        if not isinstance(info, dict):
+            raise RunDirError("run.json must hold a JSON object", source=str(self.path))
+        return info
 
     # -------------------------------------------------------------- lifecycle
     @classmethod
@@ -93,10 +101,31 @@ class RunDir:
         status = rd.info.get("status")
         if require_complete and status != "complete":
             raise RunDirError(f"run is not complete (status: {status}); re-run training", source=str(path))
+        if require_complete:
+            missing = [f for f in REQUIRED_FILES if not (rd.path / f).is_file()]
+            if missing:
+                raise RunDirError(f"incomplete run directory: {missing[0]} is missing"
+                                  + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                                  + "; re-run training", source=str(path))
         return rd
 
     def config(self) -> RunConfig:
         return validate_config(read_yaml(self.path / "config.yaml"), source=str(self.path / "config.yaml"))
+
+    def read_json(self, name: str) -> dict[str, Any]:
+        """A JSON object file of the run (e.g. ``calibration.json``); a missing or damaged one is a RunDirError."""
+        p = self.path / name
+        try:
+            obj = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunDirError("missing; the run directory is incomplete", source=str(p)) from None
+        except UnicodeDecodeError:
+            raise RunDirError("not valid JSON (not UTF-8 text)", source=str(p)) from None
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"not valid JSON: {exc.msg}", source=str(p), line=exc.lineno) from None
+        if not isinstance(obj, dict):
+            raise RunDirError("expected a JSON object", source=str(p))
+        return obj
 
     def metrics(self) -> dict[str, Any]:
         p = self.path / "metrics.json"

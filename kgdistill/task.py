@@ -67,6 +67,18 @@ def restrict_graph(kg: KnowledgeGraph, ds: PairedDataset) -> KnowledgeGraph:
     return kg.subgraph(keep)
 
 
+def load_task_graph(cfg: RunConfig, ds: PairedDataset) -> KnowledgeGraph:
+    """The graph from graph.path (a file, a folder or a bolt:// Neo4j server) or the dataset's own."""
+    if cfg.graph.path and cfg.graph.path.startswith(("bolt://", "neo4j://")):
+        from .graph.neo4j_io import load_neo4j
+
+        return load_neo4j(cfg.graph.path, **cfg.graph.neo4j.model_dump())
+    gpath = Path(cfg.graph.path).expanduser() if cfg.graph.path else ds.graph_path
+    if gpath is None:
+        raise DataError("no graph: set graph.path in the config or 'graph' in dataset.yaml", source=str(ds.root))
+    return load_graph(gpath, format=cfg.graph.format)
+
+
 def build_task(cfg: RunConfig, workdir: Path, device: torch.device, progress: bool = False) -> Task:
     ds = materialise_dataset(cfg, workdir)
     teacher_name = cfg.data.teacher_modality or ds.teacher
@@ -74,10 +86,7 @@ def build_task(cfg: RunConfig, workdir: Path, device: torch.device, progress: bo
     for role, name in (("data.teacher_modality", teacher_name), ("data.student_modality", student_name)):
         if name not in ds.modalities:
             raise DataError(f"{role}: modality {name!r} not in the dataset ({', '.join(ds.modalities)})")
-    gpath = Path(cfg.graph.path).expanduser() if cfg.graph.path else ds.graph_path
-    if gpath is None:
-        raise DataError("no graph: set graph.path in the config or 'graph' in dataset.yaml", source=str(ds.root))
-    kg = load_graph(gpath, format=cfg.graph.format)
+    kg = load_task_graph(cfg, ds)
     ds.validate_against(kg.index)
     if cfg.graph.restrict_to_candidates:
         kg = restrict_graph(kg, ds)

@@ -41,7 +41,7 @@ def _read_lines(path: Path) -> list[str]:
     if not raw.strip():
         raise DataError("empty file; expected one line per sample", source=str(path))
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a leading byte-order mark is dropped
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError("not UTF-8 text; re-encode the file as UTF-8", source=str(path), line=line) from None
@@ -56,7 +56,7 @@ def _check_finite(arr: np.ndarray, path: Path) -> None:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(f"row {row} has NaN or infinite values ({int(bad.sum())} rows in all); expected finite numbers",
-                        source=str(path), line=row + 1 if path.suffix == ".csv" else None)
+                        source=str(path), line=row + 1 if path.suffix != ".npy" else None)
 
 
 def _load_array(path: Path) -> np.ndarray:
@@ -84,6 +84,8 @@ def _load_array(path: Path) -> np.ndarray:
         raise DataError(f"unsupported extension {path.suffix!r}; expected .npy, .csv or .tsv", source=str(path))
     if arr.dtype.kind not in "fiub":
         raise DataError(f"array of dtype {arr.dtype}; expected numbers", source=str(path))
+    if arr.ndim == 0:
+        raise DataError("a single number, not an array; expected one row per sample", source=str(path))
     if arr.size == 0 or len(arr) == 0:
         raise DataError("empty array; expected one row per sample", source=str(path))
     arr = arr.astype(np.float32)

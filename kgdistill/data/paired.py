@@ -18,14 +18,16 @@ See docs/data-format.md for each modality kind.
 from __future__ import annotations
 
 import csv
+import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ..errors import DataError
+from ..yamlfile import load_yaml_file
 from .modalities import MODALITY_READERS, Modality
 
 SPLITS = ("train", "val", "test")
@@ -80,14 +82,20 @@ class PairedDataset:
 def _read_samples(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DataError("file not found", source=str(path))
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark (Excel's UTF-8 export) is dropped, not read as 'id'
     except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text (byte {exc.start})", source=str(path)) from None
-    rows = list(csv.reader(text.splitlines(), delimiter="\t"))
+        raise DataError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); re-encode the file as UTF-8", source=str(path),
+                        line=raw.count(b"\n", 0, exc.start) + 1) from None
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t")
+    try:
+        rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise DataError(f"bad tab-separated row: {exc}", source=str(path), line=reader.line_num) from None
     if not rows:
         raise DataError("empty file; expected a header 'id<TAB>label<TAB>split[<TAB>student_labelled]'", source=str(path))
-    header = [h.strip() for h in rows[0]]
+    header = [h.strip() for h in rows[0][1]]
     for col in ("id", "label", "split"):
         if col not in header:
             raise DataError(f"missing column {col!r} in header {header}", source=str(path), line=1)
@@ -95,12 +103,14 @@ def _read_samples(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndar
     cu = header.index("student_labelled") if "student_labelled" in header else None
     ids, labels, splits, sl = [], [], [], []
     seen_ids: set[str] = set()
-    for n, row in enumerate(rows[1:], start=2):
+    for n, row in rows[1:]:
         if not any(x.strip() for x in row):
             continue
         if len(row) < len(header):
             raise DataError(f"expected {len(header)} tab-separated fields, got {len(row)}", source=str(path), line=n)
         sid, lab, split = row[ci].strip(), row[cl].strip(), row[cs].strip()
+        if not sid:
+            raise DataError("empty sample id", source=str(path), line=n)
         if sid in seen_ids:
             raise DataError(f"duplicate sample id {sid!r}", source=str(path), line=n)
         seen_ids.add(sid)
@@ -123,6 +133,24 @@ def _read_samples(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndar
     return ids, labels, np.asarray(splits), np.asarray(sl, dtype=bool)
 
 
+def dataset_file(root: Path, value: Any, key: str, yml: Path) -> Path:
+    """A file that dataset.yaml names under ``key``: relative to the dataset folder and kept inside it.
+
+    An absolute path is taken as given (the author asked for that file); a relative one whose ``..`` parts
+    climb out of the folder is refused, so a dataset cannot make kgdistill read files the user did not name.
+    (``graph`` is exempt: an ontology is often shared by several datasets, e.g. ``graph: ../hp.obo``.)
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{key}: expected a file name relative to the dataset folder, got {value!r}", source=str(yml))
+    rel = Path(value)
+    if rel.is_absolute():
+        return rel
+    if Path(os.path.normpath(rel)).parts[:1] == ("..",):
+        raise DataError(f"{key}: {value!r} points outside the dataset folder; use a path inside it or an absolute path",
+                        source=str(yml))
+    return root / rel
+
+
 def load_paired(path: str | Path) -> PairedDataset:
     """Read and check a dataset folder (or its dataset.yaml)."""
     path = Path(path)
@@ -130,29 +158,27 @@ def load_paired(path: str | Path) -> PairedDataset:
     if not yml.is_file():
         raise DataError("file not found; expected a dataset folder with dataset.yaml", source=str(yml))
     root = yml.parent
-    try:
-        spec = yaml.safe_load(yml.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise DataError(f"not valid YAML: {getattr(exc, 'problem', exc)}", source=str(yml),
-                        line=None if line is None else line + 1) from None
+    spec = load_yaml_file(yml, DataError)
     if not isinstance(spec, dict):
         raise DataError("expected a mapping with keys name, samples, modalities", source=str(yml))
     allowed = {"name", "graph", "samples", "candidates", "teacher", "student", "modalities", "meta"}
-    if unknown := sorted(set(spec) - allowed):
+    if unknown := sorted(str(k) for k in spec if k not in allowed):
         raise DataError(f"unknown key {unknown[0]!r}; expected one of {sorted(allowed)}", source=str(yml))
     mods_spec = spec.get("modalities")
     if not isinstance(mods_spec, dict) or len(mods_spec) < 1:
         raise DataError("key 'modalities': expected a mapping of modality name -> {kind, path}", source=str(yml))
-    ids, labels, splits, sl = _read_samples(root / str(spec.get("samples", "samples.tsv")))
+    if not isinstance(spec.get("meta") or {}, dict):
+        raise DataError(f"meta: expected a mapping, got {type(spec['meta']).__name__}", source=str(yml))
+    ids, labels, splits, sl = _read_samples(dataset_file(root, spec.get("samples", "samples.tsv"), "samples", yml))
     modalities: dict[str, Modality] = {}
     for name, m in mods_spec.items():
+        name = str(name)
         if not isinstance(m, dict) or "kind" not in m or "path" not in m:
             raise DataError(f"modalities.{name}: expected {{kind, path}}", source=str(yml))
         kind = str(m["kind"])
         if kind not in MODALITY_READERS:
             raise DataError(f"modalities.{name}.kind {kind!r}; expected one of {MODALITY_READERS.names()}", source=str(yml))
-        mod = MODALITY_READERS.get(kind)(name, root / str(m["path"]))
+        mod = MODALITY_READERS.get(kind)(name, dataset_file(root, m["path"], f"modalities.{name}.path", yml))
         if len(mod) != len(ids):
             raise DataError(f"{len(mod)} rows, expected {len(ids)} (one per sample in samples.tsv)", source=str(mod.path))
         modalities[name] = mod
@@ -163,10 +189,16 @@ def load_paired(path: str | Path) -> PairedDataset:
         if m not in modalities:
             raise DataError(f"{role}: modality {m!r} is not listed under modalities ({', '.join(names)})", source=str(yml))
     if "candidates" in spec:
-        cpath = root / str(spec["candidates"])
+        cpath = dataset_file(root, spec["candidates"], "candidates", yml)
         if not cpath.is_file():
             raise DataError("file not found", source=str(cpath))
-        candidates = [ln.strip() for ln in cpath.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        craw = cpath.read_bytes()
+        try:
+            ctext = craw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not UTF-8 text (byte 0x{craw[exc.start]:02x}); re-encode the file as UTF-8",
+                            source=str(cpath), line=craw.count(b"\n", 0, exc.start) + 1) from None
+        candidates = list(dict.fromkeys(ln.strip() for ln in ctext.split("\n") if ln.strip()))
         extra = sorted({lab for lab in labels if lab} - set(candidates))
         if extra:
             raise DataError(f"label {extra[0]!r} is not among the candidates", source=str(cpath))

@@ -42,8 +42,8 @@ def build_encoder(spec: Any, prepared: Any, dim: int, key: str) -> "Encoder":
                           f"but modality {prepared.name!r} is {prepared.kind}")
     try:
         return cls.from_modality(prepared, dim, **spec.params)
-    except TypeError as exc:
-        raise ConfigError(f"{key}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # a parameter the part rejects: dropout 2, hidden -5
+        raise ConfigError(f"{key}: {' '.join(str(exc).split())}") from None
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float = 0.1) -> nn.Sequential:

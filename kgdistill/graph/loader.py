@@ -66,12 +66,15 @@ def read_text(path: Path) -> str:
     if not data.strip():
         raise GraphFormatError("file is empty", source=str(path))
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise GraphFormatError(f"not valid UTF-8: byte 0x{data[exc.start]:02x} at column {column}",
                                source=str(path), line=line) from None
+    if not text.strip():  # nothing but a byte-order mark
+        raise GraphFormatError("file is empty", source=str(path))
+    return text
 
 
 def check_dangling(mode: str) -> str:

@@ -59,9 +59,11 @@ def load_neo4j(uri: str, node_label: str | Sequence[str], rel_types: Sequence[st
 
     A node's type is its ``type_property`` value if given and set, else the label it was read by.
     """
+    from ..store.base import redact_uri
     from ..store.neo4j import connect, explain, neo4j_auth
 
     auth = neo4j_auth(auth)
+    uri_given, uri = uri, redact_uri(uri)  # messages and the graph's source never repeat a password
     labels = [node_label] if isinstance(node_label, str) else list(node_label)
     if not labels:
         raise GraphFormatError("name at least one node label", source=uri)
@@ -73,7 +75,7 @@ def load_neo4j(uri: str, node_label: str | Sequence[str], rel_types: Sequence[st
             raise GraphFormatError(f"invalid property name {p!r}", source=uri)
 
     source = f"{uri} ({'|'.join(labels)})"
-    driver = connect(uri, auth)
+    driver = connect(uri_given, auth)
     try:
         with driver.session(database=database, default_access_mode="READ") as session:
             present_labels = {r["label"] for r in session.run("CALL db.labels() YIELD label RETURN label")}

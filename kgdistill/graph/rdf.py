@@ -7,6 +7,7 @@ and synonyms from the usual SKOS / RDFS / OBO annotation properties.
 """
 from __future__ import annotations
 
+import bisect
 import io
 import re
 from functools import partial
@@ -56,6 +57,8 @@ def _parse(path: Path, rdf_format: str) -> Graph:
     text = read_text(path)
     g = Graph(bind_namespaces="core")
     source = str(path)
+    if rdf_format == "xml":
+        _check_entity_expansion(text, source)
     try:
         if rdf_format == "nt":
             _parse_ntriples(g, text, source)
@@ -66,14 +69,74 @@ def _parse(path: Path, rdf_format: str) -> Graph:
     except BadSyntax as exc:
         why = re.search(r"Bad syntax \((.*)\) at \^", str(exc))
         raise GraphFormatError(f"Turtle syntax error: {why.group(1) if why else exc}",
-                               source=source, line=exc.lines + 1) from None
+                               source=source, line=_bad_syntax_line(exc, text)) from None
     except SAXParseException as exc:
         raise GraphFormatError(f"XML syntax error: {exc.getMessage()}", source=source,
                                line=exc.getLineNumber()) from None
     except Exception as exc:  # rdflib raises many types on bad input; all mean "not this format"
-        raise GraphFormatError(f"cannot parse as {rdf_format}: {type(exc).__name__}: {exc}",
+        if rdf_format == "turtle" and (isinstance(exc, IndexError) or "Quote expected in string" in str(exc)):
+            # rdflib's Turtle parser ran past the end of an unfinished statement or string
+            raise GraphFormatError("Turtle syntax error: unexpected end of file in an unfinished statement or string "
+                                   "(truncated?)", source=source, line=len(text.rstrip().split("\n"))) from None
+        why = " ".join(str(exc).split())[:300]
+        raise GraphFormatError(f"cannot parse as {rdf_format}: {type(exc).__name__}: {why}",
                                source=source) from exc
     return g
+
+
+_ENTITY_DECL = re.compile(r"""<!ENTITY\s+(%\s+)?([^\s"'>%]+)\s+(?:"([^"]*)"|'([^']*)')""")
+_ENTITY_REF = re.compile(r"&([A-Za-z_:][\w.:-]*);")
+MAX_ENTITY_CHARS = 1 << 20
+
+
+def _check_entity_expansion(text: str, source: str) -> None:
+    """Refuse XML whose internal DTD entities expand to far more text than the file holds (billion laughs).
+
+    OWL files declare short entities for namespaces (``&owl;``), which pass; nested entities that multiply
+    would make the XML parser build gigabytes of text, which rdflib then handles very slowly.
+    """
+    if "<!ENTITY" not in text:
+        return
+    decls: dict[str, str] = {}
+    spans: list[tuple[int, int]] = []
+    for m in _ENTITY_DECL.finditer(text):
+        spans.append(m.span())
+        if not m.group(1):
+            decls.setdefault(m.group(2), m.group(3) if m.group(3) is not None else m.group(4))
+    sizes: dict[str, int] = {}
+
+    def size(name: str, depth: int = 0) -> int:
+        """Characters the entity expands to (capped), counting nested references once per use."""
+        if name not in sizes:
+            sizes[name] = 0  # a self-reference is an XML error the parser reports itself
+            total = len(decls[name])
+            for ref in _ENTITY_REF.finditer(decls[name]):
+                if ref.group(1) in decls and depth < 64:
+                    total += size(ref.group(1), depth + 1) - len(ref.group(0))
+            sizes[name] = min(total, 1 << 62)
+        return sizes[name]
+
+    starts = [a for a, _ in spans]
+    limit = MAX_ENTITY_CHARS + 10 * len(text)
+    total = 0
+    for ref in _ENTITY_REF.finditer(text):
+        k = bisect.bisect_right(starts, ref.start()) - 1
+        if k >= 0 and ref.start() < spans[k][1]:
+            continue  # inside a declaration: counted where the entity is used
+        if ref.group(1) in decls:
+            total += size(ref.group(1))
+            if total > limit:
+                raise GraphFormatError(f"XML entities expand to more than {limit} characters (an entity expansion "
+                                       f"attack?); refusing to parse", source=source,
+                                       line=text.count("\n", 0, ref.start()) + 1)
+
+
+def _bad_syntax_line(exc: BadSyntax, text: str) -> int:
+    """The line of the error position (rdflib's own line count runs ahead after some errors)."""
+    doc, pos = getattr(exc, "_str", None), getattr(exc, "_i", None)
+    if isinstance(doc, bytes) and isinstance(pos, int) and len(doc) == len(text.encode("utf-8")):
+        return text.count("\n", 0, pos) + 1
+    return min(exc.lines + 1, text.count("\n") + 1)
 
 
 class _LineCountingNTParser(W3CNTriplesParser):

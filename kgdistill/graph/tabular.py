@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterator
 from xml.etree.ElementTree import ParseError
+from xml.parsers import expat
 
 import networkx as nx
 
@@ -23,8 +24,13 @@ SYNONYM_SEPARATOR = "|"
 
 
 @GRAPH_LOADERS.register("graphml")
-def read_graphml(path: Path) -> KnowledgeGraph:
-    """Node attributes name/label, text/description, type, synonyms; edge relation/label/type, weight."""
+def read_graphml(path: Path, *, dangling: str = "add") -> KnowledgeGraph:
+    """Node attributes name/label, text/description, type, synonyms; edge relation/label/type, weight.
+
+    Node ids must be unique (as GraphML requires); edge endpoints never declared as ``<node>`` are
+    ``dangling`` (added as bare nodes by default, and listed), as for CSV.
+    """
+    check_dangling(dangling)
     source = str(path)
     text = read_text(path)
     try:
@@ -32,15 +38,41 @@ def read_graphml(path: Path) -> KnowledgeGraph:
     except ParseError as exc:
         raise GraphFormatError(f"invalid GraphML XML: {exc}", source=source, line=exc.position[0]) from None
     except Exception as exc:  # networkx raises assorted types for well-formed XML that is not GraphML
-        raise GraphFormatError(f"invalid GraphML: {type(exc).__name__}: {exc}", source=source) from exc
+        raise GraphFormatError(f"invalid GraphML: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
+                               source=source) from exc
+    declared = _graphml_node_lines(text)
+    for node_id, lines in declared.items():
+        if len(lines) > 1:
+            raise GraphFormatError(f"duplicate node id {node_id!r} (first declared on line {lines[0]})",
+                                   source=source, line=lines[1])
     builder = GraphBuilder(source)
     for node, attrs in g.nodes(data=True):
+        if str(node) not in declared:
+            continue  # created by networkx for an edge endpoint: resolved as dangling by build()
         builder.add_node(str(node), _attr(attrs, "name", "label"), _attr(attrs, "text", "description"),
                          type=_attr(attrs, "type") or "concept", synonyms=_split(_attr(attrs, "synonyms")))
     for src, dst, attrs in g.edges(data=True):
         builder.add_edge(str(src), str(dst), _attr(attrs, "relation", "label", "type") or DEFAULT_RELATION,
                          _weight(attrs.get("weight"), source, None, where=f"edge {src} -> {dst}: "))
-    return builder.build()
+    return builder.build(dangling=dangling)
+
+
+def _graphml_node_lines(text: str) -> dict[str, list[int]]:
+    """Lines where each top-level ``<node id=...>`` is declared (networkx merges duplicates silently)."""
+    parser = expat.ParserCreate(namespace_separator=" ")
+    stack: list[str] = []
+    found: dict[str, list[int]] = {}
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        local = name.rsplit(" ", 1)[-1]
+        if local == "node" and stack == ["graphml", "graph"] and "id" in attrs:
+            found.setdefault(attrs["id"], []).append(parser.CurrentLineNumber)
+        stack.append(local)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = lambda name: stack.pop()
+    parser.Parse(text, True)
+    return found
 
 
 @GRAPH_LOADERS.register("csv")

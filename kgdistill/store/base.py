@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -299,6 +300,11 @@ def sort_runs(runs: list[RunSummary]) -> list[RunSummary]:
     return sorted(runs, key=lambda r: (r.finished or "", r.pushed_at or ""), reverse=True)
 
 
+def redact_uri(uri: str) -> str:
+    """The URI as messages show it: a ``user:password@`` part becomes ``***@`` (a typed password is never echoed)."""
+    return re.sub(r"(?<=://)[^/@\s]*@", "***@", str(uri))
+
+
 def default_store_uri() -> str:
     return os.environ.get(STORE_ENV) or DEFAULT_STORE_URI
 
@@ -307,13 +313,13 @@ def open_store(uri: str | None = None, **options: Any) -> AlignmentStore:
     """Open the store a URI names (``bolt://host:port`` or ``sqlite:///path``); None: the default store."""
     uri = (uri or default_store_uri()).strip()
     if "://" not in uri:
-        raise StoreError(f"store URI {uri!r} must look like bolt://host:port or sqlite:///path")
+        raise StoreError(f"store URI {redact_uri(uri)!r} must look like bolt://host:port or sqlite:///path")
     scheme = uri.split("://", 1)[0].lower()
     from . import neo4j as _neo4j, sqlite as _sqlite  # noqa: F401  (register the built-in stores)
 
     try:
         cls = STORES.get(scheme)
     except ConfigError:
-        raise StoreError(f"unsupported store URI scheme {scheme!r} in {uri!r}; "
+        raise StoreError(f"unsupported store URI scheme {scheme!r} in {redact_uri(uri)!r}; "
                          f"expected one of: {', '.join(s + '://' for s in STORES.names())}") from None
     return cls(uri, **options)

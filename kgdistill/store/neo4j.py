@@ -34,8 +34,8 @@ import numpy as np
 
 from ..errors import StoreError
 from .base import (STATUS_PUSHED, STATUS_PUSHING, STORES, AlignmentStore, BatchCallback, ConceptHit,
-                   ConceptReport, Correspondence, DisagreementRecord, RunSummary, SampleHit, sort_runs,
-                   sort_samples)
+                   ConceptReport, Correspondence, DisagreementRecord, RunSummary, SampleHit, redact_uri,
+                   sort_runs, sort_samples)
 from .export import RunExport
 
 T = TypeVar("T")
@@ -244,15 +244,16 @@ def check_uri(uri: str) -> str:
         parts = urlsplit(uri)
         port = parts.port
     except ValueError as exc:
-        raise StoreError(f"invalid Neo4j URI {uri!r}: {exc}") from None
+        raise StoreError(f"invalid Neo4j URI {redact_uri(uri)!r}: {exc}") from None
     if parts.scheme.lower() not in SCHEMES:
-        raise StoreError(f"invalid Neo4j URI {uri!r}: scheme must be one of {', '.join(SCHEMES)}")
+        raise StoreError(f"invalid Neo4j URI {redact_uri(uri)!r}: scheme must be one of {', '.join(SCHEMES)}")
     if parts.username is not None or parts.password is not None:
         raise StoreError(f"Neo4j URI must not hold credentials; set NEO4J_USER and NEO4J_PASSWORD instead")
     if not parts.hostname:
-        raise StoreError(f"invalid Neo4j URI {uri!r}: no host (expected bolt://host:port)")
+        raise StoreError(f"invalid Neo4j URI {redact_uri(uri)!r}: no host (expected bolt://host:port)")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise StoreError(f"invalid Neo4j URI {uri!r}: expected bolt://host:port with nothing after the port")
+        raise StoreError(f"invalid Neo4j URI {redact_uri(uri)!r}: "
+                         "expected bolt://host:port with nothing after the port")
     return f"{parts.scheme.lower()}://{parts.hostname}:{port or 7687}"
 
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from ..errors import StoreError
 from .base import (STATUS_PUSHED, STATUS_PUSHING, STORES, AlignmentStore, BatchCallback, ConceptHit,
-                   ConceptReport, Correspondence, DisagreementRecord, RunSummary, SampleHit, sort_runs,
-                   sort_samples)
+                   ConceptReport, Correspondence, DisagreementRecord, RunSummary, SampleHit, redact_uri,
+                   sort_runs, sort_samples)
 from .export import RunExport
 
 SCHEMA_VERSION = "1"
@@ -62,7 +62,7 @@ DISAGREEMENT_FIELDS = ("rank", "score", "sample_rate", "top1_gap", "centroid_cos
 def sqlite_path(uri: str) -> str:
     """``sqlite:///rel`` -> ``rel``; ``sqlite:////abs`` -> ``/abs``; ``sqlite:///:memory:`` -> ``:memory:``."""
     if not uri.lower().startswith("sqlite:///"):
-        raise StoreError(f"sqlite store URI must look like sqlite:///path (got {uri!r})")
+        raise StoreError(f"sqlite store URI must look like sqlite:///path (got {redact_uri(uri)!r})")
     path = uri[len("sqlite:///"):]
     if not path:
         raise StoreError(f"sqlite store URI {uri!r} names no file")

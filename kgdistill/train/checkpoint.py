@@ -34,5 +34,7 @@ def load_state(module: torch.nn.Module, path: str | Path, prefix: str = "") -> N
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "mismatch"
-        raise RunDirError(f"checkpoint does not fit this configuration ({first[:200]})", source=str(path)) from None
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        why = next((ln for ln in lines if ln.startswith(("size mismatch", "Missing key", "Unexpected key"))),
+                   lines[0] if lines else "mismatch")
+        raise RunDirError(f"checkpoint does not fit this configuration ({why[:200]})", source=str(path)) from None
