@@ -47,19 +47,18 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
 
 
 # ------------------------------------------------------------ same answers
-def test_embedded_store_answers_like_neo4j(neo4j_store, sqlite_store, fixture_run):
-    ex = read_run_dir(fixture_run.path)
+def assert_same_answers(neo4j_store, sqlite_store, ex, vectors, top_k: int, disagreements_k: int) -> None:
+    """Push one run to both stores; every concept report, the disagreements and vector queries agree."""
     try:
         neo4j_store.push(ex)
         sqlite_store.push(ex)
         a, b = neo4j_store.resolve_run(ex.run_id), sqlite_store.resolve_run(ex.run_id)
         assert dataclasses.replace(a, pushed_at=None) == dataclasses.replace(b, pushed_at=None)
         for cid in ex.concept_ids:
-            assert neo4j_store.concept(cid, run_id=ex.run_id, top_k=6) == \
-                sqlite_store.concept(cid, run_id=ex.run_id, top_k=6), cid
-        assert neo4j_store.disagreements(run_id=ex.run_id, top_k=100) == \
-            sqlite_store.disagreements(run_id=ex.run_id, top_k=100)
-        vectors = list(fixture_run.student_vecs[::8]) + list(fixture_run.teacher_vecs[::16]) + list(ex.gnn[:5])
+            assert neo4j_store.concept(cid, run_id=ex.run_id, top_k=top_k) == \
+                sqlite_store.concept(cid, run_id=ex.run_id, top_k=top_k), cid
+        assert neo4j_store.disagreements(run_id=ex.run_id, top_k=disagreements_k) == \
+            sqlite_store.disagreements(run_id=ex.run_id, top_k=disagreements_k)
         for v in vectors:
             hn = neo4j_store.query_vector(v, k=10, run_id=ex.run_id)
             hs = sqlite_store.query_vector(v, k=10, run_id=ex.run_id)
@@ -69,27 +68,20 @@ def test_embedded_store_answers_like_neo4j(neo4j_store, sqlite_store, fixture_ru
         neo4j_store.delete_run(ex.run_id)
 
 
+def test_embedded_store_answers_like_neo4j(neo4j_store, sqlite_store, fixture_run):
+    ex = read_run_dir(fixture_run.path)
+    vectors = list(fixture_run.student_vecs[::8]) + list(fixture_run.teacher_vecs[::16]) + list(ex.gnn[:5])
+    assert_same_answers(neo4j_store, sqlite_store, ex, vectors, top_k=6, disagreements_k=100)
+
+
 def test_same_answers_on_run_under_test(neo4j_store, sqlite_store, run_under_test):
-    """As above, on $KGDISTILL_TEST_RUN_DIR (a real pipeline run) when set, else another fixture run."""
+    """As above, on a real pipeline run ($KGDISTILL_TEST_RUN_DIR, else the suite's tiny run)."""
     import numpy as np
 
     ex = read_run_dir(run_under_test)
-    try:
-        neo4j_store.push(ex)
-        sqlite_store.push(ex)
-        for cid in ex.concept_ids:
-            assert neo4j_store.concept(cid, run_id=ex.run_id, top_k=10) == \
-                sqlite_store.concept(cid, run_id=ex.run_id, top_k=10), cid
-        assert neo4j_store.disagreements(run_id=ex.run_id, top_k=10_000) == \
-            sqlite_store.disagreements(run_id=ex.run_id, top_k=10_000)
-        rng = np.random.default_rng(0)
-        for v in list(ex.gnn[::max(1, ex.num_concepts // 8)]) + list(ex.gnn[:8] + 0.3 * rng.normal(size=(8, ex.dim))):
-            hn = neo4j_store.query_vector(v, k=10, run_id=ex.run_id)
-            hs = sqlite_store.query_vector(v, k=10, run_id=ex.run_id)
-            assert [h.id for h in hn] == [h.id for h in hs]
-            assert [h.score for h in hn] == pytest.approx([h.score for h in hs], abs=1e-5)
-    finally:
-        neo4j_store.delete_run(ex.run_id)
+    rng = np.random.default_rng(0)
+    vectors = list(ex.gnn[::max(1, ex.num_concepts // 8)]) + list(ex.gnn[:8] + 0.3 * rng.normal(size=(8, ex.dim)))
+    assert_same_answers(neo4j_store, sqlite_store, ex, vectors, top_k=10, disagreements_k=10_000)
 
 
 # ----------------------------------------------------------- clear errors
