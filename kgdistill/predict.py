@@ -90,11 +90,11 @@ class Predictor:
         try:
             ds = yaml.safe_load(yml.read_text(encoding="utf-8"))
             name = self.cfg.data.student_modality or ds.get("student") or list(ds["modalities"])[-1]
-            self._student_file_kind = str(ds["modalities"][name]["kind"])
+            kind = str(ds["modalities"][name]["kind"])
         except (OSError, ValueError, yaml.YAMLError, LookupError, TypeError, AttributeError):
             raise RunDirError("cannot read the student modality's kind from the dataset description",
                               source=str(yml)) from None
-        return self._student_file_kind
+        return kind
 
     def _build_encoder(self, extra: dict[str, torch.Tensor]):
         enc_cfg = self.cfg.student.encoder

@@ -22,7 +22,6 @@ class PreparedModality:
     tables: dict[str, torch.Tensor] = field(default_factory=dict)
     sentences: list[str] | None = None                # text: the unique sentences, row order of tables['sentences']
     text_model: str | None = None
-    item_names: list[list[str]] | None = None         # text: sentences per sample (for evidence)
 
 
 def _pad(rows: list[list[int]], width: int | None = None) -> torch.Tensor:
@@ -47,7 +46,7 @@ def prepare_modality(mod: Modality, *, graph: KnowledgeGraph, node_features: tor
         sentences = list(uniq)
         table = torch.from_numpy(embedder.embed(sentences))
         return PreparedModality(mod.name, mod.kind, _pad(rows), {"sentences": table}, sentences=sentences,
-                                text_model=embedder.model_path, item_names=per_sample)
+                                text_model=embedder.model_path)
     if mod.kind in ("vector", "timeseries"):
         arr = np.asarray(mod.values, dtype=np.float32)
         axes = (0,) if mod.kind == "vector" else (0, 2)
