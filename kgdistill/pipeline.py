@@ -30,6 +30,7 @@ from .train.distill import Fitted, fit_models, sample_embeddings, score_samples
 
 TEACHER = "teacher"
 PROTOTYPE = "prototype"
+KG_GUIDED = "kg_guided"
 
 
 def prototype_scores(task: Task, idx: np.ndarray) -> torch.Tensor:
@@ -102,16 +103,17 @@ def evaluate(cfg: RunConfig, task: Task, fitted: Fitted, cal: dict[str, Calibrat
     return methods, final
 
 
-def export_alignments(rd: RunDir, task: Task, fitted: Fitted, final: dict[str, torch.Tensor], device,
-                      top_k: int, method: str = "kg_guided") -> None:
-    """What `align push` reads: concepts, their embeddings in each space, top-k of every test sample."""
+def export_alignments(rd: RunDir, task: Task, fitted: Fitted, final: dict[str, torch.Tensor], z_t: torch.Tensor,
+                      z_s: torch.Tensor, top_k: int, method: str = KG_GUIDED) -> None:
+    """What `align push` reads: concepts, their embeddings in each space, top-k of every test sample.
+
+    ``z_t`` / ``z_s``: normalised teacher and ``method`` student embeddings of the test samples."""
     import csv
 
     from safetensors.torch import save_file
 
     te = task.idx("test")
     y = task.y[te]
-    z_t, z_s = sample_embeddings(task, fitted, te, method, device)
     k, d = fitted.concepts.shape
     base = torch.nn.functional.normalize(fitted.concepts.cpu(), dim=-1)
     cent_t, cent_s = base.clone(), base.clone()
@@ -202,12 +204,13 @@ def run_pipeline(cfg: RunConfig, out: str | Path, *, progress: bool = True, log=
             "device": str(device), "seconds": round(time.perf_counter() - t0, 1),
         }
         save_checkpoints(rd, task, fitted, cal)
-        export_alignments(rd, task, fitted, final, device, cfg.eval.export_top_k)
+        z_t, z_s = sample_embeddings(task, fitted, task.idx("test"), KG_GUIDED, device)  # once, for both uses
+        export_alignments(rd, task, fitted, final, z_t, z_s, cfg.eval.export_top_k)
         write_json_atomic(rd.path / "metrics.json", metrics)
         from .eval.report import write_plots, write_report
 
         if cfg.eval.plots:
-            write_plots(rd, task, fitted, device)
+            write_plots(rd, task, fitted, z_t, z_s, KG_GUIDED)
         write_report(rd, metrics)
         rd.mark_complete()
         log(f"[kgdistill] complete in {time.perf_counter() - t0:.1f}s: {rd.path / 'report.md'}")

@@ -19,6 +19,7 @@ from .encoders import build_encoder
 from .encoders.text_embedder import TextEmbedder
 from .errors import DataError, RunDirError
 from .eval.calibration import Calibration
+from .eval.prototype import mean_item_embedding
 from .graph.loader import load_graph
 from .run_dir import RunDir
 from .train.checkpoint import load_state, load_tensors
@@ -121,30 +122,31 @@ class Predictor:
             x[i, : len(r)] = torch.as_tensor(r)
         return x, table, per
 
+    def _checked_text_inputs(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
+        if self.kind != "text":
+            raise DataError(f"this run's student reads {self.kind} input, not text")
+        texts = list(texts)
+        if not texts or any(not t.strip() for t in texts):
+            raise DataError("empty text; expected at least one non-empty input")
+        return self._text_inputs(texts)
+
+    def _student_vectors(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        self.encoder.sentence_table = table
+        return torch.nn.functional.normalize(self.encoder(x), dim=-1)
+
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised student-space vectors, comparable with the concepts' GNN embeddings."""
-        if self.kind != "text":
-            raise DataError(f"this run's student reads {self.kind} input, not text")
-        texts = [t for t in texts]
-        if not texts or any(not t.strip() for t in texts):
-            raise DataError("empty text; expected at least one non-empty input")
-        x, table, _ = self._text_inputs(texts)
-        self.encoder.sentence_table = table
-        z = self.encoder(x)
-        return torch.nn.functional.normalize(z, dim=-1).numpy()
+        x, table, _ = self._checked_text_inputs(texts)
+        return self._student_vectors(x, table).numpy()
 
     @torch.no_grad()
     def predict_texts(self, texts: Sequence[str], top_k: int = 10) -> list[list[Prediction]]:
-        z = torch.from_numpy(self.embed_texts(texts))
-        x, table, per = self._text_inputs(texts)
-        proto = None
-        if self.prototype_concepts is not None:
-            mask = (x >= 0).unsqueeze(-1).float()
-            v = torch.nn.functional.normalize((table[x.clamp_min(0)] * mask).sum(1) / mask.sum(1), dim=-1)
-            proto = v @ self.prototype_concepts.T
+        x, table, per = self._checked_text_inputs(texts)
+        z = self._student_vectors(x, table)
+        proto = None if self.prototype_concepts is None else mean_item_embedding(x, table) @ self.prototype_concepts.T
         scores = self.calibration.apply(z @ self.concepts.T, self.seen, proto)
-        return [self._rank(scores[i], top_k, per[i], table[x[i][x[i] >= 0]]) for i in range(len(texts))]
+        return [self._rank(scores[i], top_k, per[i], table[x[i][x[i] >= 0]]) for i in range(len(per))]
 
     @torch.no_grad()
     def predict_file(self, path: str | Path, top_k: int = 10) -> list[list[Prediction]]:

@@ -61,8 +61,8 @@ def main() -> None:
     for seed in args.seeds:
         cfg = load_config(packaged_config(cfg_name), [f"seed={seed}", *args.overrides])
         done = args.out / f"seed{seed}"
-        if (done / "run.json").is_file() and json.loads((done / "run.json").read_text()).get("status") == "complete" \
-                and json.loads((done / "run.json").read_text()).get("config_hash") == cfg.hash():
+        info = json.loads((done / "run.json").read_text()) if (done / "run.json").is_file() else {}
+        if info.get("status") == "complete" and info.get("config_hash") == cfg.hash():
             runs.append(json.loads((done / "metrics.json").read_text()))  # same config already run: reuse it
             secs.append(runs[-1]["seconds"])
             continue

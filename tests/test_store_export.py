@@ -78,20 +78,16 @@ def test_correspondences_cover_match_types_and_use_hierarchy(run):
     assert other, "fixture should produce cross-concept correspondences"
     pair = other[0]
     # a graph that makes the teacher-side concept an ancestor of the student-side one: broadMatch
-    b = GraphBuilder("h")
-    for cid in ex.concept_ids:
-        b.add_node(cid)
-    b.add_edge(pair["concept_id"], pair["other_id"], "is_a")
-    broad = read_run_dir(run.path, hierarchy=b.build())
-    got = {(c["concept_id"], c["other_id"]): c["match"] for c in broad.correspondences()}
-    assert got[(pair["concept_id"], pair["other_id"])] == "broadMatch"
-    b2 = GraphBuilder("h")
-    for cid in ex.concept_ids:
-        b2.add_node(cid)
-    b2.add_edge(pair["other_id"], pair["concept_id"], "is_a")
-    narrow = read_run_dir(run.path, hierarchy=b2.build())
-    got = {(c["concept_id"], c["other_id"]): c["match"] for c in narrow.correspondences()}
-    assert got[(pair["concept_id"], pair["other_id"])] == "narrowMatch"
+    def match_with_edge(child: str, parent: str) -> str:
+        b = GraphBuilder("h")
+        for cid in ex.concept_ids:
+            b.add_node(cid)
+        b.add_edge(child, parent, "is_a")
+        got = read_run_dir(run.path, hierarchy=b.build()).correspondences()
+        return {(c["concept_id"], c["other_id"]): c["match"] for c in got}[(pair["concept_id"], pair["other_id"])]
+
+    assert match_with_edge(pair["concept_id"], pair["other_id"]) == "broadMatch"
+    assert match_with_edge(pair["other_id"], pair["concept_id"]) == "narrowMatch"
 
 
 def test_disagreements_follow_their_definition(run):

@@ -62,14 +62,13 @@ def _read_log(path: Path) -> dict[str, list[float]]:
     return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in (rows[0] if rows else {})}
 
 
-def write_plots(rd, task, fitted, device) -> None:
+def write_plots(rd, task, fitted, z_t: torch.Tensor, z_s: torch.Tensor, method: str) -> None:
+    """Training curves from the logs; the shared space from the test samples' embeddings (``z_t``, ``z_s``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from sklearn.decomposition import PCA
-
-    from ..train.distill import sample_embeddings
 
     logs = sorted((rd.path / "logs").glob("*.csv"))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -85,13 +84,10 @@ def write_plots(rd, task, fitted, device) -> None:
     fig.savefig(rd.path / "plots" / "training_curves.png", dpi=110)
     plt.close(fig)
 
-    te = task.idx("test")
-    method = "kg_guided" if "kg_guided" in fitted.students else next(iter(fitted.students))
-    z_t, z_s = sample_embeddings(task, fitted, te, method, device)
     conc = torch.nn.functional.normalize(fitted.concepts.cpu(), dim=-1)
     pts = torch.cat([conc, z_t, z_s]).numpy()
     xy = PCA(n_components=2, random_state=0).fit_transform(pts)
-    k, n = len(conc), len(te)
+    k, n = len(conc), len(z_t)
     fig, ax = plt.subplots(figsize=(7, 6))
     ax.scatter(*xy[k:k + n].T, s=6, alpha=0.35, c="tab:blue", label="teacher samples")
     ax.scatter(*xy[k + n:].T, s=6, alpha=0.35, c="tab:orange", label=f"student samples ({method})")
