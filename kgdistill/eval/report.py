@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ORDER = ("teacher", "prototype", "student_alone", "kd", "kg_guided", "kg_guided_no_fusion")
