@@ -14,7 +14,7 @@ from typing import List, Optional
 import click
 import typer
 
-from .errors import KGDistillError
+from .errors import KGDistillError, TrainingInterrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Knowledge-graph-guided cross-modal knowledge distillation.")
@@ -26,15 +26,15 @@ def _default_out(name: str) -> Path:
     return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def _train(cfg, out: Optional[Path], quiet: bool) -> Path:
+def _train(cfg, out: Optional[Path], quiet: bool, resume: bool = False) -> None:
     from .eval.report import metrics_table
     from .pipeline import run_pipeline
 
     out = out or _default_out(cfg.name)
-    rd = run_pipeline(cfg, out, progress=not quiet, log=(lambda *_: None) if quiet else print)
-    print(metrics_table(rd.metrics()))
-    print(f"\nrun directory: {rd.path}")
-    return rd.path
+    rd = run_pipeline(cfg, out, progress=not quiet, log=(lambda *_: None) if quiet else print, resume=resume)
+    if rd is not None:  # None on torchrun ranks other than 0
+        print(metrics_table(rd.metrics()))
+        print(f"\nrun directory: {rd.path}")
 
 
 @app.command()
@@ -51,14 +51,26 @@ def demo(quick: bool = typer.Option(False, "--quick", help="50 diseases instead 
 
 
 @app.command()
-def train(config: Path = typer.Argument(..., help="YAML configuration."),
+def train(config: Optional[Path] = typer.Argument(None, help="YAML configuration (optional with --resume)."),
           set_: List[str] = typer.Option([], "--set", help="Override a config key: --set a.b=value (repeatable)."),
           out: Optional[Path] = typer.Option(None, "--out"),
+          resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted or killed run."),
           quiet: bool = typer.Option(False, "--quiet")):
-    """Train teacher and students from a configuration file and evaluate them."""
-    from .config import load_config
+    """Train teacher and students from a configuration file and evaluate them.
 
-    _train(load_config(config, set_), out, quiet)
+    Under torchrun (``torchrun --nproc_per_node N -m kgdistill train CONFIG``) each process trains on its slice
+    of every batch; see docs/distributed.md."""
+    from .config import load_config
+    from .errors import ConfigError
+
+    if resume is not None:
+        if out is not None and out != resume:
+            raise ConfigError("--out and --resume name different folders; --resume continues in place")
+        _train(load_config(config, set_) if config is not None else None, resume, quiet, resume=True)
+    elif config is None:
+        raise ConfigError("train needs a CONFIG file (or --resume RUN_DIR)")
+    else:
+        _train(load_config(config, set_), out, quiet)
 
 
 @app.command("eval")
@@ -140,6 +152,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     _quiet_third_party()
     try:
         app(args=argv, prog_name="kgdistill", standalone_mode=False)
+    except TrainingInterrupted as exc:
+        print(f"kgdistill: interrupted: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except KGDistillError as exc:
         print(f"kgdistill: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -210,7 +210,8 @@ class TrainConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
     num_threads: int | None = Field(None, ge=1)
-    compile: bool = False
+    compile: bool = False          # torch.compile the encoder + concept module of every stage
+    checkpoint_every: int = Field(1, ge=0)  # epochs between resume checkpoints; 0: only on interruption
 
 
 class EvalConfig(Strict):

@@ -42,3 +42,12 @@ class StoreError(KGDistillError):
 
 class TrainingError(KGDistillError):
     """Training diverged (a non-finite loss) or cannot proceed."""
+
+
+class TrainingInterrupted(KGDistillError):
+    """Training stopped on request (SIGTERM, Ctrl-C) after writing a checkpoint to resume from."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum  # what a shell reports for a process stopped by that signal

@@ -9,7 +9,10 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -21,12 +24,14 @@ from .config import RunConfig
 from .eval.calibration import Calibration, choose_calibration
 from .eval.metrics import grouped_metrics, harmonic_mean, mistake_severity
 from .eval.prototype import centroid_scores
-from .errors import RunDirError
+from .errors import RunDirError, TrainingInterrupted
 from .run_dir import RunDir, write_json_atomic
 from .task import Task, build_task
 from .train.checkpoint import save_tensors
 from .train.device import pick_device, seed_everything, set_threads
 from .train.distill import Fitted, fit_models, sample_embeddings, score_samples
+from .train.distributed import init_from_env, shutdown
+from .train.state import graceful_stop
 
 TEACHER = "teacher"
 PROTOTYPE = "prototype"
@@ -50,14 +55,15 @@ def choose_holdout(task: Task, fraction: float, seed: int) -> np.ndarray:
     return held
 
 
-def calibrate(cfg: RunConfig, task: Task, device, log_dir: Path | None, progress: bool) -> dict[str, Calibration]:
+def calibrate(cfg: RunConfig, task: Task, device, log_dir: Path | None, progress: bool,
+              state_dir: Path | None = None) -> dict[str, Calibration]:
     """Per method: calibrated-stacking gamma (and fusion beta) chosen on held-out seen concepts."""
     methods = {TEACHER: (True, False)} | {m: (c.calibrate, c.fusion) for m, c in cfg.student.methods.items()}
     if not cfg.calibration.enabled or task.seen.sum() < 5 or task.seen.all():
         return {m: Calibration() for m in methods}
     held = choose_holdout(task, cfg.calibration.holdout_fraction, cfg.seed)
     trained = task.seen & ~held
-    fitted = fit_models(cfg, task, trained, device, log_dir, progress)
+    fitted = fit_models(cfg, task, trained, device, log_dir, progress, state_dir=state_dir)
     va = task.idx("val")
     va = va[task.seen[task.y[va]]]  # only seen concepts' patients: real unseen concepts are never tuned on
     scores = score_samples(task, fitted, va, device)
@@ -171,27 +177,63 @@ def save_checkpoints(rd: RunDir, task: Task, fitted: Fitted, cal: dict[str, Cali
     write_json_atomic(rd.path / "calibration.json", {m: asdict(c) for m, c in cal.items()})
 
 
-def run_pipeline(cfg: RunConfig, out: str | Path, *, progress: bool = True, log=print) -> RunDir:
-    """Train, evaluate and export; returns the complete run directory."""
+def run_pipeline(cfg: RunConfig | None, out: str | Path, *, progress: bool = True, log=print,
+                 resume: bool = False) -> RunDir | None:
+    """Train, evaluate and export; returns the complete run directory (None on torchrun ranks other than 0).
+
+    ``resume``: continue the run in ``out`` (its saved config runs; ``cfg``, if given, must equal it); finished
+    stages are restored, the unfinished one continues from its last checkpoint.  Under torchrun every rank runs
+    this; ranks other than 0 work in a private scratch folder and write nothing the user sees."""
+    known = cfg if cfg is not None else RunDir.open(out, require_complete=False).config()
+    dist, device_name = init_from_env(known.train.device)
+    with contextlib.ExitStack() as scope:
+        if dist.enabled:
+            scope.callback(shutdown)
+        if resume:
+            rd, saved = RunDir.resume(out, cfg) if dist.is_main else (None, RunDir(Path(out)).config())
+            cfg = saved
+        if not dist.is_main:
+            scratch = Path(scope.enter_context(tempfile.TemporaryDirectory(prefix=f"kgdistill-rank{dist.rank}-")))
+            rd = RunDir.create(scratch / "run", cfg)
+            progress, log = False, (lambda *_: None)
+        elif not resume:
+            rd = RunDir.create(out, cfg)
+        state = Path(out) / "state"  # rank 0 writes it; every rank reads it on resume
+        with graceful_stop():
+            return _run(cfg, rd, state, dist, device_name, progress, log)
+
+
+def _run(cfg: RunConfig, rd: RunDir, state: Path, dist, device_name: str, progress: bool, log) -> RunDir | None:
     t0 = time.perf_counter()
-    rd = RunDir.create(out, cfg)
     try:
         seed_everything(cfg.seed)
         set_threads(cfg.train.num_threads)
-        device = pick_device(cfg.train.device)
-        log(f"[kgdistill] run {rd.info['run_id']} on {device} -> {rd.path}")
+        device = pick_device(device_name)
+        log(f"[kgdistill] run {rd.info['run_id']} on {device}"
+            + (f" x {dist.world_size} ranks" if dist.enabled else "") + f" -> {rd.path}")
+        if not dist.is_main:
+            dist.barrier()  # rank 0 builds first, so the others find the text cache warm
         task = build_task(cfg, rd.path, device, progress=progress)
+        if dist.is_main:
+            dist.barrier()
         rd.update(graph_source=str(task.kg.source))
         task.kg.save_csv(rd.path / "graph")
         log(f"[kgdistill] {len(task.ds)} samples, {task.num_candidates} candidates "
             f"({int(task.seen.sum())} seen, {int((~task.seen).sum())} unseen), graph {task.kg.num_nodes} nodes / "
             f"{task.kg.num_edges} edges; text cache: {task.embedder.stats}")
         t1 = time.perf_counter()
-        cal = calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress)
+        cal = _load_calibration(state / "calibration.json")
+        if cal is None:
+            cal = calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress, state / "calibration")
+            if dist.is_main:
+                state.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(state / "calibration.json", {m: asdict(c) for m, c in cal.items()})
         log(f"[kgdistill] calibration pass done in {time.perf_counter() - t1:.1f}s")
         t2 = time.perf_counter()
-        fitted = fit_models(cfg, task, task.seen, device, rd.path / "logs", progress)
+        fitted = fit_models(cfg, task, task.seen, device, rd.path / "logs", progress, state_dir=state / "final")
         log(f"[kgdistill] final pass done in {time.perf_counter() - t2:.1f}s")
+        if not dist.is_main:
+            return None  # rank 0 evaluates and writes the results
         methods, final = evaluate(cfg, task, fitted, cal, device)
         metrics = {
             "run_id": rd.info["run_id"], "dataset": task.ds.name, "num_candidates": task.num_candidates,
@@ -213,14 +255,35 @@ def run_pipeline(cfg: RunConfig, out: str | Path, *, progress: bool = True, log=
             write_plots(rd, task, fitted, z_t, z_s, KG_GUIDED)
         write_report(rd, metrics)
         rd.mark_complete()
+        if dist.is_main:
+            shutil.rmtree(state, ignore_errors=True)  # resume state is of no use once the run is complete
         log(f"[kgdistill] complete in {time.perf_counter() - t0:.1f}s: {rd.path / 'report.md'}")
         return rd
+    except TrainingInterrupted as exc:
+        rd.mark_failed(f"{exc}; continue with: kgdistill train --resume {rd.path}", status="interrupted")
+        raise TrainingInterrupted(f"{exc}; the run is marked interrupted; continue with: "
+                                  f"kgdistill train --resume {rd.path}", exc.signum) from None
     except KeyboardInterrupt:
         rd.mark_failed("interrupted", status="interrupted")
         raise
+    except OSError as exc:  # the output folder filled up or became unwritable mid-run
+        rd.mark_failed(f"{type(exc).__name__}: {exc}")
+        raise RunDirError(f"cannot write {exc.filename or 'the run directory'}: {exc.strerror or exc}; the run is "
+                          "marked failed and its last checkpoints are intact; fix it, then continue with "
+                          f"kgdistill train --resume {rd.path}", source=str(rd.path)) from None
     except BaseException as exc:
         rd.mark_failed(f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _load_calibration(path: Path) -> dict[str, Calibration] | None:
+    """The calibration pass's outcome, if a resumed run already finished that pass."""
+    if not path.is_file():
+        return None
+    try:
+        return {m: Calibration(**c) for m, c in json.loads(path.read_text(encoding="utf-8")).items()}
+    except (ValueError, TypeError, AttributeError):
+        raise RunDirError("damaged resume state; delete it to redo the calibration pass", source=str(path)) from None
 
 
 def evaluate_run(path: str | Path, device_name: str = "cpu") -> dict:

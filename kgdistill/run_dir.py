@@ -31,6 +31,24 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _first_difference(a: Any, b: Any, key: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else str(k))
+    return key or "(root)"
+
+
 class RunDir:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -75,9 +93,32 @@ class RunDir:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         write_json_atomic(path / "run.json", {
             "run_id": f"{cfg.name}-{stamp}-{cfg.hash()[:6]}", "status": "running", "created": _now(),
-            "finished": None, "config_hash": cfg.hash(), "host": socket.gethostname(), "graph_source": "",
+            "finished": None, "config_hash": cfg.hash(), "host": socket.gethostname(), "pid": os.getpid(),
+            "graph_source": "",
         })
         return rd
+
+    @classmethod
+    def resume(cls, path: str | Path, cfg: RunConfig | None = None) -> tuple["RunDir", RunConfig]:
+        """Reopen an interrupted, failed or killed run to continue it; its saved config is the one that runs."""
+        rd = cls(Path(path))
+        if not rd.path.is_dir():
+            raise RunDirError("no such run directory to resume", source=str(path))
+        info = rd.info
+        if info.get("status") == "complete":
+            raise RunDirError("run is already complete; nothing to resume", source=str(path))
+        pid = info.get("pid")
+        if (info.get("status") == "running" and info.get("host") == socket.gethostname() and isinstance(pid, int)
+                and pid != os.getpid() and _alive(pid)):
+            raise RunDirError(f"run is still running (pid {pid}); stop it before resuming", source=str(path))
+        saved = rd.config()
+        if cfg is not None and cfg.hash() != saved.hash():
+            key = _first_difference(saved.model_dump(mode="json"), cfg.model_dump(mode="json"))
+            raise RunDirError(f"configuration differs from the run's saved config at {key!r}; resume without a "
+                              "config (or with the same one)", source=str(path))
+        rd.update(status="running", pid=os.getpid(), finished=None, error=None,
+                  resumed=int(info.get("resumed", 0)) + 1)
+        return rd, saved
 
     def update(self, **fields: Any) -> None:
         info = self.info

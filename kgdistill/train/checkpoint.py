@@ -1,10 +1,13 @@
-"""Weights saved as safetensors (no pickle: loading never executes code), written atomically."""
+"""Weights and training state saved as safetensors (no pickle: loading never executes code), written atomically."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import RunDirError
@@ -38,3 +41,58 @@ def load_state(module: torch.nn.Module, path: str | Path, prefix: str = "") -> N
         why = next((ln for ln in lines if ln.startswith(("size mismatch", "Missing key", "Unexpected key"))),
                    lines[0] if lines else "mismatch")
         raise RunDirError(f"checkpoint does not fit this configuration ({why[:200]})", source=str(path)) from None
+
+
+# ------------------------------------------------------------------ nested training state
+# Optimiser and scheduler states are nested dicts with int keys, tuples and tensors.  They are stored as
+# safetensors (the tensors) plus a JSON tree in the file's metadata that says where each tensor goes and keeps
+# int keys and tuples as they were, so a resumed optimiser gets back exactly what it saved.
+_TREE = "kgdistill.state"
+
+
+def _encode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, torch.Tensor):
+        key = str(len(tensors))
+        tensors[key] = obj.detach().cpu().clone().contiguous()
+        return {"$t": key}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {"$d": {k: _encode(v, tensors) for k, v in obj.items()}}
+        return {"$m": [[_encode(k, tensors), _encode(v, tensors)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"$u": [_encode(v, tensors) for v in obj]}
+    if isinstance(obj, list):
+        return [_encode(v, tensors) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} in a training checkpoint")
+
+
+def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "$t" in obj:
+        return tensors[obj["$t"]]
+    if "$d" in obj:
+        return {k: _decode(v, tensors) for k, v in obj["$d"].items()}
+    if "$m" in obj:
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in obj["$m"]}
+    return tuple(_decode(v, tensors) for v in obj["$u"])
+
+
+def write_state(obj: Any, path: Path) -> None:
+    """Write a nested state to ``path`` in one go (fsync'd); the caller renames it into place."""
+    tensors: dict[str, torch.Tensor] = {}
+    tree = json.dumps(_encode(obj, tensors))
+    save_file(tensors, str(path), metadata={_TREE: tree})
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def read_state(path: Path) -> Any:
+    with safe_open(str(path), framework="pt") as fh:
+        tree = (fh.metadata() or {})[_TREE]
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    return _decode(json.loads(tree), tensors)

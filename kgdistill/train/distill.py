@@ -20,7 +20,10 @@ from ..gnn import GNNS
 from ..gnn.concepts import FixedConcepts, GraphConcepts, LearnedConcepts, cosine_logits
 from ..losses import WeightedLoss
 from ..task import Task
+from .device import to_device
+from .distributed import DistContext, context
 from .logger import StageLogger
+from .state import StageCheckpoint
 from .trainer import StageData, StageResult, StageSettings, embed, fit_stage
 
 
@@ -54,8 +57,16 @@ def build_student(cfg: RunConfig, task: Task, prototypes: str, concepts: torch.T
 
 
 def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.device, log_dir: Path | None,
-               progress: bool = True, methods: list[str] | None = None) -> Fitted:
+               progress: bool = True, methods: list[str] | None = None, state_dir: Path | None = None,
+               dist: DistContext | None = None) -> Fitted:
+    """Train the teacher, then each student; with ``state_dir`` every stage resumes from (and writes) checkpoints
+    there, so a finished stage is never trained twice."""
     seed = cfg.seed
+    dist = dist or context()
+    log_dir = log_dir if dist.is_main else None
+
+    def checkpoint(stage: str) -> StageCheckpoint | None:
+        return None if state_dir is None else StageCheckpoint(Path(state_dir), stage, enabled=dist.is_main)
     trained_idx = np.flatnonzero(trained)
     remap = np.full(task.num_candidates, -1, dtype=np.int64)
     remap[trained_idx] = np.arange(len(trained_idx))
@@ -71,16 +82,18 @@ def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.de
     def settings(stage) -> StageSettings:
         return StageSettings(epochs=stage.epochs, batch_size=stage.batch_size, lr=stage.lr,
                              weight_decay=stage.weight_decay, patience=stage.patience,
-                             temperature=cfg.space.temperature, amp=cfg.train.amp, progress=progress)
+                             temperature=cfg.space.temperature, amp=cfg.train.amp, progress=progress,
+                             checkpoint_every=cfg.train.checkpoint_every, compile=cfg.train.compile)
 
     torch.manual_seed(seed)
     t_enc, t_concepts = build_teacher(cfg, task)
-    tx = task.teacher.x.to(device)
+    tx = to_device(task.teacher.x, device)
     t_data = StageData(x=tx[tr], labels=y_tr, x_val=tx[va], y_val=y_va)
     fitted_results: dict[str, StageResult] = {}
     fitted_results["teacher"] = fit_stage(
         "teacher", t_enc, t_concepts, cand, _loss(cfg.teacher.losses), t_data, settings(cfg.teacher), device=device,
-        concept_sim=sim, logger=StageLogger(log_dir, "teacher") if log_dir else None, seed=seed)
+        concept_sim=sim, logger=StageLogger(log_dir, "teacher") if log_dir else None, seed=seed,
+        checkpoint=checkpoint("teacher"), dist=dist)
     with torch.no_grad():
         concepts = t_concepts().float().detach()
         z_t = embed(t_enc, tx[tr])
@@ -88,7 +101,7 @@ def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.de
     fitted = Fitted(trained=trained, teacher=t_enc, teacher_concepts=t_concepts, concepts=concepts,
                     results=fitted_results)
 
-    sx = task.student.x.to(device)
+    sx = to_device(task.student.x, device)
     sl = torch.as_tensor(task.ds.student_labelled[tr], device=device)
     y_student = torch.where(sl, y_tr, torch.full_like(y_tr, -1))
     s_data = StageData(x=sx[tr], labels=y_student, x_val=sx[va], y_val=y_va, z_teacher=z_t, logits_teacher=logits_t)
@@ -99,7 +112,8 @@ def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.de
         enc, src = build_student(cfg, task, method.prototypes, concepts)
         fitted_results[name] = fit_stage(
             f"student:{name}", enc, src, cand, _loss(method.losses), s_data, settings(cfg.student), device=device,
-            concept_sim=sim, logger=StageLogger(log_dir, f"student_{name}") if log_dir else None, seed=seed + 1 + i)
+            concept_sim=sim, logger=StageLogger(log_dir, f"student_{name}") if log_dir else None, seed=seed + 1 + i,
+            checkpoint=checkpoint(f"student_{name}"), dist=dist)
         fitted.students[name] = (enc, src)
     return fitted
 

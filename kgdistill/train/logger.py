@@ -27,6 +27,14 @@ class StageLogger:
             for k, v in row.items():
                 if isinstance(v, (int, float)) and k != "epoch":
                     self._tb.add_scalar(k, v, row["epoch"])
+        self._write()
+
+    def restore(self, rows: list[dict[str, Any]]) -> None:
+        """On resume: the CSV holds exactly the epochs the checkpoint had seen (none twice)."""
+        self.rows = [dict(r) for r in rows]
+        self._write()
+
+    def _write(self) -> None:
         if self.path is not None:
             keys = list(dict.fromkeys(k for r in self.rows for k in r))
             with open(self.path, "w", newline="", encoding="utf-8") as fh:

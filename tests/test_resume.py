@@ -1,0 +1,230 @@
+"""Exact resume and faults during training: SIGKILL, SIGTERM, a full disk, an unwritable output folder.
+
+Every interrupted run is continued with ``--resume`` and must end with exactly the metrics of an uninterrupted
+run with the same seed (CPU, one thread: bit-for-bit reproducible).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import ROOT, TINY, kgdistill_cmd  # noqa: E402
+
+from kgdistill.train.checkpoint import read_state  # noqa: E402
+
+LONG = TINY + ["teacher.epochs=30", "student.epochs=30", "teacher.patience=100", "student.patience=100",
+               "train.num_threads=1"]
+QUICK = str(ROOT / "kgdistill" / "configs" / "quick.yaml")
+
+
+def _sets(overrides: list[str]) -> list[str]:
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def _start(out: Path, *prefix: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *prefix, "-m", "kgdistill", "train", QUICK, *_sets(LONG), "--out", str(out),
+                             "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"training ended before {path.name} appeared: {proc.communicate()[1][-2000:]}"
+        assert time.monotonic() < end, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def _methods(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())["methods"]
+
+
+def _info(run: Path) -> dict:
+    return json.loads((run / "run.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The uninterrupted run every resumed run must reproduce."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    r = kgdistill_cmd("train", QUICK, *_sets(LONG), "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _resume_and_compare(run: Path, reference: Path) -> None:
+    r = kgdistill_cmd("train", "--resume", str(run), "--quiet")
+    assert r.returncode == 0, r.stderr
+    info = _info(run)
+    assert info["status"] == "complete" and info["resumed"] >= 1
+    assert _methods(run) == _methods(reference)
+    assert not (run / "state").exists()  # resume state removed once complete
+    for log in (reference / "logs").glob("*.csv"):  # no epoch logged twice or lost
+        assert (run / "logs" / log.name).read_text().count("\n") == log.read_text().count("\n")
+
+
+def test_sigkill_mid_stage_then_resume_matches_uninterrupted(tmp_path, reference):
+    run = tmp_path / "run"
+    proc = _start(run)
+    _wait_for(run / "state" / "final" / "student_kd.pt", proc)  # the final pass's KD student is mid-training
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _info(run)["status"] == "running"  # a killed process cannot say anything; resume accepts it
+    ckpt = read_state(run / "state" / "final" / "student_kd.pt")
+    assert 1 <= ckpt["epoch"] < 30 and {"optimizer", "scheduler", "rng", "generator", "best_state"} <= set(ckpt)
+    assert (run / "state" / "final" / "teacher.done.pt").is_file()  # finished stages are not trained again
+    _resume_and_compare(run, reference)
+
+
+def test_sigterm_writes_a_checkpoint_marks_interrupted_and_resumes(tmp_path, reference):
+    run = tmp_path / "run"
+    proc = _start(run)
+    _wait_for(run / "state" / "calibration" / "teacher.pt", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("kgdistill: interrupted:") and f"--resume {run}" in last
+    info = _info(run)
+    assert info["status"] == "interrupted" and "--resume" in info["error"]
+    assert not (run / "metrics.json").exists()
+    _resume_and_compare(run, reference)
+
+
+def test_resume_twice_after_two_interruptions(tmp_path, reference):
+    run = tmp_path / "run"
+    proc = _start(run)
+    _wait_for(run / "state" / "calibration" / "student_kd.pt", proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    proc = subprocess.Popen([sys.executable, "-m", "kgdistill", "train", "--resume", str(run), "--quiet"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(run / "state" / "final" / "teacher.pt", proc)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT and _info(run)["status"] == "interrupted"
+    _resume_and_compare(run, reference)
+
+
+_FAULT = """
+import errno, os, sys
+import kgdistill.train.state as state
+real_write, n = state.write_state, [0]
+def failing_write(obj, path):
+    n[0] += 1
+    if n[0] > {after}:
+        path.write_bytes(b"half a checkpoint")  # the device fills up part-way through the file
+        raise OSError({errno}, os.strerror({errno}), str(path))
+    return real_write(obj, path)
+state.write_state = failing_write
+sys.argv = ["kgdistill", *sys.argv[1:]]
+from kgdistill.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("err, says", [(errno.ENOSPC, "the disk is full"), (errno.EACCES, "permission denied")])
+def test_disk_full_or_unwritable_mid_run_keeps_the_last_checkpoint(tmp_path, reference, err, says):
+    run = tmp_path / "run"
+    script = tmp_path / "fault.py"
+    script.write_text(_FAULT.format(after=12, errno=err))
+    r = subprocess.run([sys.executable, str(script), "train", QUICK, *_sets(LONG), "--out", str(run), "--quiet"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("kgdistill: error:") and says in last and "last good checkpoint is intact" in last
+    assert "Traceback" not in r.stderr
+    assert _info(run)["status"] == "failed"
+    kept = read_state(run / "state" / "calibration" / "teacher.pt")  # whole and readable
+    assert kept["epoch"] >= 1
+    assert not list(run.rglob(".*.tmp*"))  # no half-written file left behind
+    _resume_and_compare(run, reference)
+
+
+def test_resume_refuses_a_complete_run_a_live_run_and_a_different_config(tmp_path, reference, cli):
+    r = cli("train", "--resume", str(reference))
+    assert r.returncode == 2 and "already complete" in r.stderr
+    run = tmp_path / "run"
+    proc = _start(run)
+    _wait_for(run / "state" / "calibration" / "teacher.pt", proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    interrupted = _info(run)
+    with subprocess.Popen(["sleep", "60"]) as other:  # a live process that claims the run
+        (run / "run.json").write_text(json.dumps(interrupted | {"status": "running", "pid": other.pid}))
+        r = cli("train", "--resume", str(run))
+        other.kill()
+    assert r.returncode == 2 and f"still running (pid {other.pid})" in r.stderr
+    (run / "run.json").write_text(json.dumps(interrupted))
+    r = cli("train", QUICK, *_sets(LONG + ["student.lr=0.01"]), "--resume", str(run))
+    assert r.returncode == 2 and "'student.lr'" in r.stderr
+    assert _info(run)["status"] == "interrupted"  # a refused resume changes nothing
+    r = cli("train", "--resume", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and "nowhere" in r.stderr and "Traceback" not in r.stderr
+
+
+# --------------------------------------------------------------- the stage loop itself, in process
+def _stage(tmp: Path, stop_at_step: int | None = None, monkeypatch=None):
+    from kgdistill.losses import WeightedLoss
+    from kgdistill.train.state import StageCheckpoint
+    from kgdistill.train.trainer import StageData, StageSettings, fit_stage
+    from kgdistill.gnn.concepts import LearnedConcepts
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 16, generator=g)
+    y = torch.randint(0, 5, (200,), generator=g)
+    torch.manual_seed(3)
+    enc = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.GELU(), torch.nn.Dropout(0.2), torch.nn.Linear(32, 8))
+    concepts = LearnedConcepts(5, 8)
+    if stop_at_step is not None:
+        calls = {"n": 0}
+
+        def fake_stop():
+            calls["n"] += 1
+            return signal.SIGTERM if calls["n"] >= stop_at_step else None
+        monkeypatch.setattr("kgdistill.train.trainer.stop_requested", fake_stop)
+    settings = StageSettings(epochs=6, batch_size=32, lr=1e-2, weight_decay=0.0, patience=100, temperature=0.1,
+                             progress=False)
+    res = fit_stage("s", enc, concepts, torch.arange(5), WeightedLoss([{"name": "ce", "weight": 1.0}]),
+                    StageData(x=x, labels=y, x_val=x[:50], y_val=y[:50]), settings, device=torch.device("cpu"),
+                    checkpoint=StageCheckpoint(tmp, "s"), seed=1)
+    return res, enc
+
+
+def test_stage_interrupted_mid_epoch_resumes_bit_for_bit(tmp_path, monkeypatch):
+    from kgdistill.errors import TrainingInterrupted
+
+    ref, ref_enc = _stage(tmp_path / "ref")
+    with pytest.raises(TrainingInterrupted, match="SIGTERM at epoch 2"):
+        _stage(tmp_path / "cut", stop_at_step=17, monkeypatch=monkeypatch)  # 7 batches per epoch: mid-epoch 2
+    state = read_state(tmp_path / "cut" / "s.pt")
+    assert (state["epoch"], state["batches_done"], state["step"]) == (2, 3, 17)
+    monkeypatch.undo()
+    torch.manual_seed(12345)  # whatever the global RNG did meanwhile, the checkpoint restores it
+    res, enc = _stage(tmp_path / "cut")
+    assert [r["val_mrr"] for r in res.history] == [r["val_mrr"] for r in ref.history]
+    assert [r["loss_total"] for r in res.history] == [r["loss_total"] for r in ref.history]
+    for a, b in zip(enc.state_dict().values(), ref_enc.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not (tmp_path / "cut" / "s.pt").exists() and (tmp_path / "cut" / "s.done.pt").exists()
+    again, enc2 = _stage(tmp_path / "cut")  # a finished stage is restored, not retrained
+    assert again.history == res.history and all(torch.equal(a, b) for a, b in
+                                                zip(enc2.state_dict().values(), enc.state_dict().values()))
+
+
+def test_damaged_checkpoint_is_a_one_line_error(tmp_path):
+    from kgdistill.errors import RunDirError
+    from kgdistill.train.state import StageCheckpoint
+
+    ck = StageCheckpoint(tmp_path, "teacher")
+    ck.path.write_bytes(b"\x80\x04 not a checkpoint")
+    with pytest.raises(RunDirError, match="damaged training checkpoint.*delete it"):
+        ck.load()
