@@ -151,6 +151,15 @@ class GNNConfig(Strict):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     heads: int = Field(2, ge=1)
     self_feature_dropout: float = Field(0.0, ge=0.0, le=1.0)
+    # Large graphs: incoming neighbours sampled per layer in a training step (e.g. [15, 10]); empty: full graph.
+    num_neighbors: list[Annotated[int, Field(ge=1)]] = []
+    eval_chunk: int = Field(1024, ge=1)  # candidates per evaluation pass over their whole neighbourhoods
+
+    @model_validator(mode="after")
+    def _fanout_per_layer(self):
+        if self.num_neighbors and len(self.num_neighbors) != self.layers:
+            raise ValueError(f"num_neighbors needs one fan-out per layer ({self.layers}), got {self.num_neighbors}")
+        return self
 
 
 def _unique_losses(v: list[LossSpec]) -> list[LossSpec]:

@@ -66,3 +66,35 @@ def test_only_rank_zero_writes_and_prints(runs):
     assert proc.stdout.count("run directory:") == 1
     assert not (ddp / "state").exists()
     assert (ddp / "report.md").is_file() and (ddp / "checkpoints" / "teacher.safetensors").is_file()
+
+
+def test_sigterm_under_torchrun_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """The ranks stop together at one step, rank 0 checkpoints every rank's RNG, and resuming is bit-exact."""
+    import signal
+    import time
+
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    sets = [a for s in TINY + ["teacher.epochs=30", "student.epochs=30", "teacher.patience=100", "student.patience=100",
+                               "train.num_threads=1", "eval.plots=false"] for a in ("--set", s)]
+
+    def cmd(*args):
+        return [*launcher, "-m", "kgdistill", "train", *args, "--quiet"]
+
+    ref = subprocess.run(cmd(QUICK, *sets, "--out", str(tmp_path / "ref")), cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    run = tmp_path / "run"
+    proc = subprocess.Popen(cmd(QUICK, *sets, "--out", str(run)), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 300
+    while not (run / "state" / "final" / "teacher.pt").exists():
+        assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # to torchrun, which forwards it to both ranks
+    proc.communicate(timeout=120)
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "interrupted" and "--resume" in info["error"]
+    res = subprocess.run(cmd("--resume", str(run)), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads((run / "metrics.json").read_text())["methods"] == \
+        json.loads((tmp_path / "ref" / "metrics.json").read_text())["methods"]

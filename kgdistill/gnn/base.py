@@ -17,8 +17,9 @@ GNNS: Registry[type["ConceptGNN"]] = Registry("gnn")
 
 class ConceptGNN(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, hidden: int = 256, layers: int = 2, dropout: float = 0.1,
-                 num_relations: int = 1, heads: int = 2):
+                 num_relations: int = 1, heads: int = 2, fixed_graph: bool = True):
         super().__init__()
+        self.fixed_graph = fixed_graph  # False when each call sees another (sampled) subgraph: nothing is cached
         self.inp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU())
         self.convs = nn.ModuleList(self.make_conv(hidden, num_relations, heads) for _ in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))

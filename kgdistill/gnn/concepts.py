@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .base import ConceptGNN
+from .sampling import NeighbourSampler
 
 
 def cosine_logits(z: torch.Tensor, concepts: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -17,36 +18,60 @@ def cosine_logits(z: torch.Tensor, concepts: torch.Tensor, temperature: float) -
 
 
 class GraphConcepts(nn.Module):
-    """GNN embeddings of the candidate nodes, computed over the whole (restricted) graph."""
+    """GNN embeddings of the candidate nodes.
+
+    Full-graph message passing by default.  With ``sampler`` (large graphs), a training step runs the GNN on
+    sampled neighbourhoods of the candidates only, and evaluation on their complete L-hop neighbourhoods,
+    ``eval_chunk`` candidates at a time, so memory follows the neighbourhoods rather than the graph."""
 
     def __init__(self, gnn: ConceptGNN, node_features: torch.Tensor, graph_data, candidate_nodes: torch.Tensor,
-                 self_feature_dropout: float = 0.0):
+                 self_feature_dropout: float = 0.0, sampler: NeighbourSampler | None = None, eval_chunk: int = 1024):
         super().__init__()
         self.gnn = gnn
         self.self_feature_dropout = self_feature_dropout
+        self.sampler = sampler
+        self.eval_chunk = eval_chunk
         self.register_buffer("x", node_features.float(), persistent=False)
         self.register_buffer("edge_index", graph_data.edge_index, persistent=False)
         self.register_buffer("edge_type", graph_data.edge_type, persistent=False)
         self.register_buffer("edge_weight", graph_data.edge_weight, persistent=False)
         self.register_buffer("candidates", candidate_nodes.long(), persistent=False)
 
+    def _apply(self, fn, recurse=True):
+        out = super()._apply(fn, recurse)
+        if self.sampler is not None and self.sampler.rowptr.device != self.edge_index.device:
+            self.sampler = NeighbourSampler(self.edge_index, self.x.shape[0], self.sampler.fanouts)
+        return out
+
     def all_nodes(self) -> torch.Tensor:
         return self.gnn(self._inputs(), self.edge_index, self.edge_type, self.edge_weight)
 
-    def _inputs(self) -> torch.Tensor:
+    def _inputs(self, nodes: torch.Tensor | None = None) -> torch.Tensor:
         """Candidates' own text features are dropped at random (always, at p=1) while training, so their
         embedding must come from their graph neighbourhood: the only thing an unseen concept shares with seen ones."""
+        x = self.x if nodes is None else self.x[nodes]
         p = self.self_feature_dropout
         if p <= 0 or (not self.training and p < 1):
-            return self.x
-        keep = torch.ones(self.x.shape[0], 1, device=self.x.device, dtype=self.x.dtype)
-        drop = torch.rand(len(self.candidates), device=self.x.device) < p if p < 1 else torch.ones(
-            len(self.candidates), dtype=torch.bool, device=self.x.device)
-        keep[self.candidates] = (~drop).to(self.x.dtype).unsqueeze(1)
-        return self.x * keep
+            return x
+        keep = torch.ones(self.x.shape[0], 1, device=x.device, dtype=x.dtype)
+        drop = torch.rand(len(self.candidates), device=x.device) < p if p < 1 else torch.ones(
+            len(self.candidates), dtype=torch.bool, device=x.device)
+        keep[self.candidates] = (~drop).to(x.dtype).unsqueeze(1)
+        return x * (keep if nodes is None else keep[nodes])
+
+    def _on_subgraph(self, seeds: torch.Tensor, fanouts: list[int] | None) -> torch.Tensor:
+        sub = self.sampler.sample(seeds, fanouts)
+        e = sub.edge_ids
+        h = self.gnn(self._inputs(sub.nodes), sub.edge_index, self.edge_type[e], self.edge_weight[e])
+        return h[sub.seed_pos]
 
     def forward(self) -> torch.Tensor:
-        return self.all_nodes()[self.candidates]
+        if self.sampler is None:
+            return self.all_nodes()[self.candidates]
+        if self.training:
+            return self._on_subgraph(self.candidates, None)
+        every = [-1] * len(self.sampler.fanouts)  # evaluation: whole neighbourhoods, deterministic
+        return torch.cat([self._on_subgraph(c, every) for c in self.candidates.split(self.eval_chunk)])
 
 
 class LearnedConcepts(nn.Module):

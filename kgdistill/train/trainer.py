@@ -190,7 +190,8 @@ def fit_stage(name: str, encoder: nn.Module, concepts: nn.Module, train_candidat
         start_epoch, skip = state["epoch"], state["batches_done"]
         sums = {k: v.to(device) for k, v in state["sums"].items()}
         n_steps = state["n_steps"]
-        set_rng_state(state["rng"][dist.rank] if isinstance(state["rng"], list) else state["rng"])
+        rngs = state["rng"]  # one per rank; resuming with more ranks than saved is allowed but not bit-exact
+        set_rng_state(rngs[dist.rank] if dist.rank < len(rngs) else rngs[0])
         if logger is not None:
             logger.restore(history)
 
