@@ -10,6 +10,10 @@ written when a test fails (the failures are listed instead and the exit status i
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shlex
+import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
@@ -18,7 +22,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_FILES = ["tests/test_bad_inputs.py", "tests/test_fuzz.py", "tests/test_security.py"]
+TEST_FILES = ["tests/test_bad_inputs.py", "tests/test_fuzz.py", "tests/test_security.py", "tests/test_resume.py",
+              "tests/test_distributed.py::test_sigterm_under_torchrun_then_resume_equals_an_uninterrupted_run",
+              "tests/test_store_neo4j.py::test_server_killed_or_restarted_mid_push"]
 CLASS_ORDER = ["OBO", "Turtle", "RDF/XML", "N-Triples", "GraphML", "CSV graph", "dataset.yaml", "samples.tsv",
                "candidates.txt", "modality files", "config", "checkpoint", "run directory"]
 
@@ -50,6 +56,7 @@ def render(records: list[dict], seconds: float) -> str:
     cases = [r for r in records if r["kind"] == "case"]
     fuzz = [r for r in records if r["kind"] == "fuzz"]
     security = [r for r in records if r["kind"] == "security"]
+    faults = [r for r in records if r["kind"] == "fault"]
     errors = sum(1 for c in cases if c["outcome"] == "error")
     repairs = len(cases) - errors
     via_cli = sum(1 for c in cases if c["via"] == "cli")
@@ -61,7 +68,7 @@ def render(records: list[dict], seconds: float) -> str:
     error_types = Counter(c["error"] for c in cases if c["error"])
 
     out = [
-        "# Reliability: bad input, fuzzing, security",
+        "# Reliability: bad input, fuzzing, faults, security",
         "",
         "<!-- Written by scripts/reliability_report.py from a run of " + ", ".join(TEST_FILES)
         + ". Do not edit by hand: re-run the script. -->",
@@ -85,6 +92,8 @@ def render(records: list[dict], seconds: float) -> str:
         f"| ... any other exception, or a hang (> 10 s per example) | 0 (the tests fail otherwise) |",
         f"| slowest single fuzzed example | {max((f['slowest_s'] for f in fuzz), default=0):.2f} s |",
         f"| security checks (`tests/test_security.py`) | {len(security)} |",
+        f"| faults injected into real runs (`tests/test_resume.py`, torchrun, Neo4j) | **{len(faults)}**, "
+        "nothing lost in any (see Faults) |",
         f"| wall time of this run | {seconds:.0f} s |",
         "",
         "## The rules",
@@ -156,11 +165,34 @@ def render(records: list[dict], seconds: float) -> str:
         rejected = ", ".join(f"{k} {v}" for k, v in sorted(f["rejected"].items())) or "-"
         out.append(f"| {f['target']} | {_cell(f['what'])} | {f['examples']} | {f['accepted']} | {rejected} | "
                    f"{f['slowest_s']:.2f} s |")
+    out += ["", "## Faults", "",
+            "Each fault is injected into a real run (a real process, a real Neo4j server); the test then checks "
+            "what is on disk and continues the run. Resume state: `RUN_DIR/state/` (per-stage safetensors, "
+            "written to a temporary name and renamed, so a kill at any moment leaves the previous one whole).",
+            "", "| fault | how it is injected | what happens; what is lost |", "|---|---|---|"]
+    for f in faults:
+        out.append(f"| {_cell(f['fault'])} | {_cell(f['injected'])} | {_cell(f['outcome'])} |")
     out += ["", "## Security checks", "", "| check | result |", "|---|---|"]
     for s in security:
         out.append(f"| {_cell(s['check'])} | {_cell(s['detail'])} |")
     out.append("")
     return "\n".join(out)
+
+
+@contextlib.contextmanager
+def neo4j_server():
+    """The Neo4j test server for the store fault test, started and stopped as scripts/test.sh does."""
+    script = ROOT / "scripts" / "neo4j.sh"
+    subprocess.run([str(script), "start"], check=True)
+    env = subprocess.run([str(script), "env"], check=True, capture_output=True, text=True).stdout
+    for line in env.splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, value = line[len("export "):].split("=", 1)
+            os.environ[key] = shlex.split(value)[0] if value else ""
+    try:
+        yield
+    finally:
+        subprocess.run([str(script), "stop"], check=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     collector = Collector()
     t0 = time.perf_counter()
-    code = pytest.main(["-q", "-p", "no:randomly", "--rootdir", str(ROOT),
-                        *[str(ROOT / f) for f in TEST_FILES], *args.pytest_args], plugins=[collector])
+    with neo4j_server():
+        code = pytest.main(["-q", "-p", "no:randomly", "--rootdir", str(ROOT),
+                            *[str(ROOT / f) for f in TEST_FILES], *args.pytest_args], plugins=[collector])
     seconds = time.perf_counter() - t0
     if code != 0 or collector.failed:
         print("reliability report NOT written; failing tests:", *collector.failed, sep="\n  ", file=sys.stderr)

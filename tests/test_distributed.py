@@ -68,7 +68,7 @@ def test_only_rank_zero_writes_and_prints(runs):
     assert (ddp / "report.md").is_file() and (ddp / "checkpoints" / "teacher.safetensors").is_file()
 
 
-def test_sigterm_under_torchrun_then_resume_equals_an_uninterrupted_run(tmp_path):
+def test_sigterm_under_torchrun_then_resume_equals_an_uninterrupted_run(tmp_path, record_property):
     """The ranks stop together at one step, rank 0 checkpoints every rank's RNG, and resuming is bit-exact."""
     import signal
     import time
@@ -98,3 +98,7 @@ def test_sigterm_under_torchrun_then_resume_equals_an_uninterrupted_run(tmp_path
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads((run / "metrics.json").read_text())["methods"] == \
         json.loads((tmp_path / "ref" / "metrics.json").read_text())["methods"]
+    record_property("reliability", {
+        "kind": "fault", "fault": "SIGTERM to torchrun (2 ranks)", "injected": "SIGTERM to the launcher while the "
+        "final pass's teacher trains", "outcome": "the ranks stop at the same step, rank 0 checkpoints both ranks' "
+        "RNG states, run `interrupted`; resuming under torchrun gives metrics equal to an uninterrupted 2-rank run"})

@@ -71,7 +71,12 @@ def _resume_and_compare(run: Path, reference: Path) -> None:
         assert (run / "logs" / log.name).read_text().count("\n") == log.read_text().count("\n")
 
 
-def test_sigkill_mid_stage_then_resume_matches_uninterrupted(tmp_path, reference):
+def _record(record_property, fault: str, injected: str, outcome: str) -> None:
+    """A line of docs/reliability.md's fault table (scripts/reliability_report.py collects it)."""
+    record_property("reliability", {"kind": "fault", "fault": fault, "injected": injected, "outcome": outcome})
+
+
+def test_sigkill_mid_stage_then_resume_matches_uninterrupted(tmp_path, reference, record_property):
     run = tmp_path / "run"
     proc = _start(run)
     _wait_for(run / "state" / "final" / "student_kd.pt", proc)  # the final pass's KD student is mid-training
@@ -82,9 +87,13 @@ def test_sigkill_mid_stage_then_resume_matches_uninterrupted(tmp_path, reference
     assert 1 <= ckpt["epoch"] < 30 and {"optimizer", "scheduler", "rng", "generator", "best_state"} <= set(ckpt)
     assert (run / "state" / "final" / "teacher.done.pt").is_file()  # finished stages are not trained again
     _resume_and_compare(run, reference)
+    _record(record_property, "process killed (SIGKILL) mid-training",
+            f"kill -9 while the final pass's KD student trains (its checkpoint at epoch {ckpt['epoch']})",
+            "run left `running`, every checkpoint whole; `--resume` restores the 5 finished stages and continues "
+            "the 6th: metrics equal to an uninterrupted run, no epoch logged twice")
 
 
-def test_sigterm_writes_a_checkpoint_marks_interrupted_and_resumes(tmp_path, reference):
+def test_sigterm_writes_a_checkpoint_marks_interrupted_and_resumes(tmp_path, reference, record_property):
     run = tmp_path / "run"
     proc = _start(run)
     _wait_for(run / "state" / "calibration" / "teacher.pt", proc)
@@ -97,9 +106,12 @@ def test_sigterm_writes_a_checkpoint_marks_interrupted_and_resumes(tmp_path, ref
     assert info["status"] == "interrupted" and "--resume" in info["error"]
     assert not (run / "metrics.json").exists()
     _resume_and_compare(run, reference)
+    _record(record_property, "SIGTERM during training", "SIGTERM while the calibration pass's teacher trains",
+            "checkpoint at the current step, run marked `interrupted`, exit 143 with one line naming `--resume`; "
+            "resumed metrics equal to an uninterrupted run")
 
 
-def test_resume_twice_after_two_interruptions(tmp_path, reference):
+def test_resume_twice_after_two_interruptions(tmp_path, reference, record_property):
     run = tmp_path / "run"
     proc = _start(run)
     _wait_for(run / "state" / "calibration" / "student_kd.pt", proc)
@@ -112,6 +124,8 @@ def test_resume_twice_after_two_interruptions(tmp_path, reference):
     proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGINT and _info(run)["status"] == "interrupted"
     _resume_and_compare(run, reference)
+    _record(record_property, "Ctrl-C, twice in one run", "SIGTERM, `--resume`, then SIGINT in a later stage",
+            "each stop checkpoints and exits (143, then 130); the second resume ends equal to an uninterrupted run")
 
 
 _FAULT = """
@@ -132,7 +146,7 @@ main()
 
 
 @pytest.mark.parametrize("err, says", [(errno.ENOSPC, "the disk is full"), (errno.EACCES, "permission denied")])
-def test_disk_full_or_unwritable_mid_run_keeps_the_last_checkpoint(tmp_path, reference, err, says):
+def test_disk_full_or_unwritable_mid_run_keeps_the_last_checkpoint(tmp_path, reference, err, says, record_property):
     run = tmp_path / "run"
     script = tmp_path / "fault.py"
     script.write_text(_FAULT.format(after=12, errno=err))
@@ -147,9 +161,13 @@ def test_disk_full_or_unwritable_mid_run_keeps_the_last_checkpoint(tmp_path, ref
     assert kept["epoch"] >= 1
     assert not list(run.rglob(".*.tmp*"))  # no half-written file left behind
     _resume_and_compare(run, reference)
+    _record(record_property, "disk full" if err == errno.ENOSPC else "output folder becomes unwritable",
+            f"the 13th checkpoint write fails half-way with {errno.errorcode[err]}",
+            f"exit 2, one line ('{says}; the last good checkpoint is intact'), run marked `failed`, the "
+            "half-written file removed; `--resume` ends equal to an uninterrupted run")
 
 
-def test_resume_refuses_a_complete_run_a_live_run_and_a_different_config(tmp_path, reference, cli):
+def test_resume_refuses_a_complete_run_a_live_run_and_a_different_config(tmp_path, reference, cli, record_property):
     r = cli("train", "--resume", str(reference))
     assert r.returncode == 2 and "already complete" in r.stderr
     run = tmp_path / "run"
@@ -169,6 +187,9 @@ def test_resume_refuses_a_complete_run_a_live_run_and_a_different_config(tmp_pat
     assert _info(run)["status"] == "interrupted"  # a refused resume changes nothing
     r = cli("train", "--resume", str(tmp_path / "nowhere"))
     assert r.returncode == 2 and "nowhere" in r.stderr and "Traceback" not in r.stderr
+    _record(record_property, "resume misused", "`--resume` on a complete run, on a run another live process "
+            "holds, with a different config, on a missing folder",
+            "one line each (exit 2) naming the reason (the differing key, the live pid); nothing changed")
 
 
 # --------------------------------------------------------------- the stage loop itself, in process
@@ -228,3 +249,26 @@ def test_damaged_checkpoint_is_a_one_line_error(tmp_path):
     ck.path.write_bytes(b"\x80\x04 not a checkpoint")
     with pytest.raises(RunDirError, match="damaged training checkpoint.*delete it"):
         ck.load()
+
+
+def test_nan_loss_mid_training_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, record_property):
+    from kgdistill.errors import TrainingError
+    from kgdistill.losses import WeightedLoss
+
+    real, calls = WeightedLoss.forward, {"n": 0}
+
+    def diverging(self, batch):  # the 10th step (epoch 1) produces a NaN cross-entropy
+        total, parts = real(self, batch)
+        calls["n"] += 1
+        if calls["n"] == 10:
+            return total * float("nan"), {**parts, "ce": parts["ce"] * float("nan")}
+        return total, parts
+    monkeypatch.setattr(WeightedLoss, "forward", diverging)
+    with pytest.raises(TrainingError, match=r"stage 's': loss term 'ce' became NaN or infinite \(epoch 1, step 10\)"):
+        _stage(tmp_path)
+    kept = read_state(tmp_path / "s.pt")
+    assert (kept["epoch"], kept["batches_done"]) == (1, 0)  # written at the end of epoch 0, never after the NaN
+    assert all(torch.isfinite(t).all() for t in kept["encoder"].values())
+    assert not (tmp_path / "s.done.pt").exists()
+    _record(record_property, "NaN loss", "the cross-entropy of step 10 (epoch 1) made NaN",
+            "the stage stops at that step naming the term ('ce'); the epoch-0 checkpoint is kept, finite")

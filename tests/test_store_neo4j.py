@@ -269,7 +269,7 @@ def _run_counts(store, run_id):
     return store._read_q(q, {"r": run_id}, "counting")[0]
 
 
-def test_server_killed_or_restarted_mid_push(tmp_path, neo4j_env):
+def test_server_killed_or_restarted_mid_push(tmp_path, neo4j_env, record_property):
     run = make_run_dir(tmp_path / "run", K=60, d=16, n_samples=600, seed=5, run_id=f"fault-{unique_tag()} 'q'")
     ex = read_run_dir(run.path)
     expected = {"samples": 600, "prototypes": 60, "sa": 600 * 2 * run.top_k, "pa": len(ex.prototype_alignments()),
@@ -325,6 +325,11 @@ def test_server_killed_or_restarted_mid_push(tmp_path, neo4j_env):
         assert _run_counts(store, ex.run_id) == expected
         assert store.push(ex2).outcome == "unchanged"
         store.close()
+        record_property("reliability", {
+            "kind": "fault", "fault": "Neo4j killed or restarted during `align push`",
+            "injected": "kill -9 of a private server mid-push, then restart; then kill and stay down",
+            "outcome": "restart: bounded retries finish the push, exact counts; down: one line after 3 attempts, "
+                       "run left `pushing`; re-run: completes with exactly one copy of everything"})
     finally:
         for t in restarted:
             t.join(timeout=120)
