@@ -143,3 +143,20 @@ def test_text_encoder_finetune_mode_trains_the_transformer():
     assert not torch.equal(before, tuned.transformer.encoder.layer[0].attention.self.query.weight)
     with pytest.raises(ConfigError, match="expected 'frozen' or 'finetune'"):
         ENCODERS.get("text").from_modality(p, 8, mode="thaw")
+
+
+def test_compiled_stage_matches_eager():
+    """train.compile: the stage's model goes through torch.compile and trains to the same losses."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(256, 16, generator=g), torch.randint(0, 5, (256,), generator=g)
+    curves = []
+    for compile_ in (False, True):
+        torch.manual_seed(3)
+        enc = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.GELU(), torch.nn.Linear(32, 8))
+        res = fit_stage("s", enc, LearnedConcepts(5, 8), torch.arange(5), WeightedLoss([{"name": "ce"}]),
+                        StageData(x=x, labels=y, x_val=x[:50], y_val=y[:50]),
+                        StageSettings(epochs=2, batch_size=64, lr=1e-2, weight_decay=0.0, patience=10,
+                                      temperature=0.1, progress=False, compile=compile_),
+                        device=torch.device("cpu"), seed=1)
+        curves.append([h["loss_total"] for h in res.history])
+    assert curves[1] == pytest.approx(curves[0], rel=1e-4)
