@@ -166,6 +166,12 @@ def _unique_losses(v: list[LossSpec]) -> list[LossSpec]:
     names = [s.name for s in v]
     if dup := sorted({n for n in names if names.count(n) > 1}):
         raise ValueError(f"loss {dup[0]!r} is listed twice")
+    from .losses import WeightedLoss  # build them now: a bad parameter fails here, not after minutes of set-up
+
+    try:
+        WeightedLoss([{"name": s.name, "weight": s.weight, **s.params} for s in v])
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
     return v
 
 

@@ -75,3 +75,13 @@ def test_config_hash_tracks_content():
     b = load_config(packaged_config("quick"), ["seed=1"])
     assert a.hash() == load_config(packaged_config("quick")).hash()
     assert a.hash() != b.hash()
+
+
+def test_a_loss_parameter_with_a_bad_value_fails_at_load_naming_the_key():
+    from kgdistill.config import load_config, packaged_config
+
+    with pytest.raises(ConfigError, match=r"student\.methods\.kg_guided\.losses: loss 'graph_relational': alpha "
+                                          r"must be in \[0\.0, 1\.0\], got 7"):
+        load_config(packaged_config("quick"), ["student.methods.kg_guided.losses=[{name: graph_relational, alpha: 7}]"])
+    with pytest.raises(ConfigError, match=r"teacher\.losses: loss 'ce': .*unexpected keyword argument 'bogus'"):
+        load_config(packaged_config("quick"), ["teacher.losses=[{name: ce, bogus: 1}]"])
