@@ -257,6 +257,20 @@ class RunConfig(Strict):
     def hash(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
+    def with_absolute_paths(self, base: Path | None = None) -> "RunConfig":
+        """Relative file paths made absolute (against the working directory): what a run directory saves, so
+        ``eval``, ``predict`` and ``--resume`` find the same files from anywhere."""
+        base = base or Path.cwd()
+
+        def fix(p: str | None) -> str | None:
+            return p if not p or "://" in p or Path(p).is_absolute() else str((base / p).resolve())
+
+        return self.model_copy(update={
+            "data": self.data.model_copy(update={"path": fix(self.data.path)}),
+            "graph": self.graph.model_copy(update={"path": fix(self.graph.path)}),
+            "text": self.text.model_copy(update={"model_path": fix(self.text.model_path),
+                                                 "cache_dir": fix(self.text.cache_dir)})})
+
 
 # --------------------------------------------------------------------- loading
 def _format_error(err: dict[str, Any]) -> str:

@@ -89,6 +89,7 @@ class RunDir:
             except OSError as exc:
                 raise RunDirError(f"cannot create output folder: {exc.strerror}", source=str(path)) from None
         rd = cls(path)
+        cfg = cfg.with_absolute_paths()
         save_config(cfg, path / "config.yaml")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         write_json_atomic(path / "run.json", {
@@ -112,6 +113,7 @@ class RunDir:
                 and pid != os.getpid() and _alive(pid)):
             raise RunDirError(f"run is still running (pid {pid}); stop it before resuming", source=str(path))
         saved = rd.config()
+        cfg = cfg.with_absolute_paths() if cfg is not None else None
         if cfg is not None and cfg.hash() != saved.hash():
             key = _first_difference(saved.model_dump(mode="json"), cfg.model_dump(mode="json"))
             raise RunDirError(f"configuration differs from the run's saved config at {key!r}; resume without a "

@@ -136,3 +136,18 @@ def test_generic_path_on_the_fault_taxonomy(tmp_path, cli):
     n_samples = len((tmp_path / "data" / "samples.tsv").read_text().splitlines()) - 1
     assert len(preds) == n_samples
     assert all(len(p) == 3 for p in preds)
+
+
+def test_the_run_directory_saves_absolute_paths(tmp_path, monkeypatch, tiny_config):
+    """eval, predict and --resume read the saved config from wherever they are started."""
+    from kgdistill.run_dir import RunDir
+
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_config.model_copy(update={"data": tiny_config.data.model_copy(update={"path": "data/ds"}),
+                                         "graph": tiny_config.graph.model_copy(update={"path": "bolt://h:1"})})
+    rd = RunDir.create(tmp_path / "run", cfg)
+    saved = rd.config()
+    assert saved.data.path == str(tmp_path / "data" / "ds") and saved.graph.path == "bolt://h:1"
+    monkeypatch.chdir("/")
+    _, resumed = RunDir.resume(tmp_path / "run", cfg.with_absolute_paths(tmp_path))  # the same config, written relatively
+    assert resumed == saved
