@@ -6,6 +6,8 @@ for the backward pass.  Sampled subgraphs (``fixed_graph=False``) change every s
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch_geometric.nn import GCNConv
 from torch_geometric.utils import to_torch_csr_tensor
@@ -30,6 +32,8 @@ class GCN(ConceptGNN):
         adj = getattr(self, "_adj_t", None)
         if adj is None or adj.device != edge_index.device or adj.shape[0] != n:
             keep = edge_index[0] != edge_index[1]
-            adj = to_torch_csr_tensor(edge_index[:, keep].flip(0), edge_weight[keep].float(), size=(n, n))
+            with warnings.catch_warnings():  # torch calls sparse CSR "beta"; the indices are ours and valid
+                warnings.simplefilter("ignore", UserWarning)
+                adj = to_torch_csr_tensor(edge_index[:, keep].flip(0), edge_weight[keep].float(), size=(n, n))
             self._adj_t = adj
         return adj
