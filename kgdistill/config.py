@@ -194,7 +194,7 @@ class StageConfig(OptimConfig):
 class MethodConfig(Strict):
     """One student variant: which concept prototypes it scores against and which losses train it."""
 
-    prototypes: Literal["gnn", "learned"] = "gnn"
+    prototypes: Literal["gnn", "gnn_residual", "learned"] = "gnn"
     losses: list[LossSpec] = Field(min_length=1)
     calibrate: bool = True
     fusion: bool = False  # add beta x the graph prototype score (chosen on validation)

@@ -57,7 +57,8 @@ def main() -> None:
     y_va = to_device(torch.where(y[va] >= 0, remap[y[va].clamp_min(0)], -1), device)
     sim = task.concept_sim[cand.cpu()][:, cand.cpu()]
     out: dict = {"device": str(device), "config": a.config, "torch": torch.__version__,
-                 "name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+                 "name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                          else platform.processor() or platform.machine()),
                  "train_samples": len(tr), "graph_nodes": int(task.node_features.shape[0]),
                  "graph_edges": int(task.graph_data.edge_index.shape[1]), "amp_bf16": cfg.train.amp and device.type == "cuda"}
 

@@ -160,3 +160,22 @@ def test_compiled_stage_matches_eager():
                         device=torch.device("cpu"), seed=1)
         curves.append([h["loss_total"] for h in res.history])
     assert curves[1] == pytest.approx(curves[0], rel=1e-4)
+
+
+def test_residual_concepts_fit_trained_concepts_and_leave_the_others_on_the_graph():
+    """prototypes: gnn_residual: frozen GNN embedding + learned correction; untrained concepts keep their embedding."""
+    from kgdistill.gnn.concepts import ResidualConcepts
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(6, 8, generator=g)
+    src = ResidualConcepts(base)
+    assert torch.equal(src(), base) and [n for n, p in src.named_parameters()] == ["delta"]
+    x = torch.randn(120, 4, generator=g)
+    y = torch.randint(0, 4, (120,), generator=g)  # concepts 0-3 trained, 4-5 never
+    enc = torch.nn.Linear(4, 8)
+    fit_stage("r", enc, src, torch.arange(4), WeightedLoss([{"name": "ce"}]),
+              StageData(x=x, labels=y, x_val=x[:30], y_val=y[:30]),
+              StageSettings(epochs=3, batch_size=32, lr=1e-2, weight_decay=0.0, patience=10, temperature=0.1,
+                            progress=False), device=torch.device("cpu"))
+    out = src().detach()
+    assert not torch.allclose(out[:4], base[:4]) and torch.equal(out[4:], base[4:])

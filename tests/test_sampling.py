@@ -66,7 +66,8 @@ def test_pipeline_trains_with_sampled_neighbourhoods(tmp_path):
     from kgdistill.config import load_config, packaged_config
     from kgdistill.pipeline import run_pipeline
 
-    cfg = load_config(packaged_config("quick"), TINY + ["gnn.num_neighbors=[5,5]", "teacher.epochs=30", "teacher.batch_size=16", "teacher.lr=0.003",
+    cfg = load_config(packaged_config("quick"), TINY + ["gnn.num_neighbors=[5,5]", "teacher.epochs=30",
+                                                         "teacher.batch_size=16", "teacher.lr=0.003",
                                                          "eval.plots=false"])
     rd = run_pipeline(cfg, tmp_path / "run", progress=False, log=lambda *_: None)
     m = rd.metrics()

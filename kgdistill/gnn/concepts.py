@@ -94,3 +94,16 @@ class FixedConcepts(nn.Module):
 
     def forward(self) -> torch.Tensor:
         return self.embeddings
+
+
+class ResidualConcepts(FixedConcepts):
+    """The frozen GNN embeddings plus a learned per-concept correction (zero at the start, kept small by weight
+    decay): seen concepts can fit the student's modality as closely as a free table would, while concepts never
+    trained on keep exactly their graph embedding."""
+
+    def __init__(self, embeddings: torch.Tensor):
+        super().__init__(embeddings)
+        self.delta = nn.Parameter(torch.zeros_like(self.embeddings))
+
+    def forward(self) -> torch.Tensor:
+        return self.embeddings + self.delta

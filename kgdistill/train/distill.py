@@ -17,7 +17,7 @@ import torch
 from ..config import RunConfig
 from ..encoders import build_encoder
 from ..gnn import GNNS
-from ..gnn.concepts import FixedConcepts, GraphConcepts, LearnedConcepts, cosine_logits
+from ..gnn.concepts import FixedConcepts, GraphConcepts, LearnedConcepts, ResidualConcepts, cosine_logits
 from ..gnn.sampling import NeighbourSampler
 from ..losses import WeightedLoss
 from ..task import Task
@@ -56,7 +56,8 @@ def build_teacher(cfg: RunConfig, task: Task) -> tuple[torch.nn.Module, GraphCon
 
 def build_student(cfg: RunConfig, task: Task, prototypes: str, concepts: torch.Tensor | None):
     enc = build_encoder(cfg.student.encoder, task.student, cfg.space.dim, "student.encoder")
-    src = FixedConcepts(concepts) if prototypes == "gnn" else LearnedConcepts(task.num_candidates, cfg.space.dim)
+    src = {"gnn": FixedConcepts, "gnn_residual": ResidualConcepts}.get(prototypes)
+    src = src(concepts) if src is not None else LearnedConcepts(task.num_candidates, cfg.space.dim)
     return enc, src
 
 
