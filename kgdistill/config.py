@@ -162,11 +162,10 @@ class GNNConfig(Strict):
         return self
 
 
-def _unique_losses(v: list[LossSpec]) -> list[LossSpec]:
-    names = [s.name for s in v]
-    if dup := sorted({n for n in names if names.count(n) > 1}):
-        raise ValueError(f"loss {dup[0]!r} is listed twice")
-    from .losses import WeightedLoss  # build them now: a bad parameter fails here, not after minutes of set-up
+def _buildable_losses(v: list[LossSpec]) -> list[LossSpec]:
+    """Build the weighted sum now (it refuses a term listed twice): a bad parameter fails at load, not after
+    minutes of set-up."""
+    from .losses import WeightedLoss
 
     try:
         WeightedLoss([{"name": s.name, "weight": s.weight, **s.params} for s in v])
@@ -188,7 +187,7 @@ class OptimConfig(Strict):
 
 class StageConfig(OptimConfig):
     losses: list[LossSpec] = Field(min_length=1)
-    _unique = field_validator("losses")(_unique_losses)
+    _buildable = field_validator("losses")(_buildable_losses)
 
 
 class MethodConfig(Strict):
@@ -198,7 +197,7 @@ class MethodConfig(Strict):
     losses: list[LossSpec] = Field(min_length=1)
     calibrate: bool = True
     fusion: bool = False  # add beta x the graph prototype score (chosen on validation)
-    _unique = field_validator("losses")(_unique_losses)
+    _buildable = field_validator("losses")(_buildable_losses)
 
 
 class StudentConfig(OptimConfig):

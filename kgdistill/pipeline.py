@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .config import RunConfig
-from .eval.calibration import Calibration, choose_calibration
+from .eval.calibration import Calibration, calibrations_from_json, calibrations_to_json, choose_calibration
 from .eval.metrics import grouped_metrics, harmonic_mean, mistake_severity
 from .eval.prototype import centroid_scores
 from .errors import RunDirError, TrainingInterrupted
@@ -179,7 +179,7 @@ def save_checkpoints(rd: RunDir, task: Task, fitted: Fitted, cal: dict[str, Cali
             extra[f"student_input.{k}"] = v
     save_tensors(extra, rd.checkpoints / "concepts.safetensors")
     (rd.checkpoints / "candidates.txt").write_text("\n".join(task.candidates) + "\n", encoding="utf-8")
-    write_json_atomic(rd.path / "calibration.json", {m: asdict(c) for m, c in cal.items()})
+    write_json_atomic(rd.path / "calibration.json", calibrations_to_json(cal))
 
 
 def run_pipeline(cfg: RunConfig | None, out: str | Path, *, progress: bool = True, log=print,
@@ -232,7 +232,7 @@ def _run(cfg: RunConfig, rd: RunDir, state: Path, dist, device_name: str, progre
             cal = calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress, state / "calibration")
             if dist.is_main:
                 state.mkdir(parents=True, exist_ok=True)
-                write_json_atomic(state / "calibration.json", {m: asdict(c) for m, c in cal.items()})
+                write_json_atomic(state / "calibration.json", calibrations_to_json(cal))
         log(f"[kgdistill] calibration pass done in {time.perf_counter() - t1:.1f}s")
         t2 = time.perf_counter()
         fitted = fit_models(cfg, task, task.seen, device, rd.path / "logs", progress, state_dir=state / "final")
@@ -286,14 +286,13 @@ def _load_calibration(path: Path) -> dict[str, Calibration] | None:
     if not path.is_file():
         return None
     try:
-        return {m: Calibration(**c) for m, c in json.loads(path.read_text(encoding="utf-8")).items()}
+        return calibrations_from_json(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, TypeError, AttributeError):
         raise RunDirError("damaged resume state; delete it to redo the calibration pass", source=str(path)) from None
 
 
 def evaluate_run(path: str | Path, device_name: str = "cpu") -> dict:
     """Re-score a finished run's test set from its checkpoints (no training)."""
-    from .eval.calibration import Calibration as Cal
     from .train.distill import load_fitted
 
     rd = RunDir.open(path)
@@ -302,7 +301,7 @@ def evaluate_run(path: str | Path, device_name: str = "cpu") -> dict:
     task = build_task(cfg, rd.path, device)
     fitted = load_fitted(cfg, task, rd.checkpoints)
     try:
-        cal = {m: Cal(**c) for m, c in rd.read_json("calibration.json").items()}
+        cal = calibrations_from_json(rd.read_json("calibration.json"))
     except (TypeError, AttributeError):
         raise RunDirError("calibration.json does not hold per-method calibrations", source=str(rd.path)) from None
     methods, _ = evaluate(cfg, task, fitted, cal, device)

@@ -32,6 +32,8 @@ def one(n: int, mode: str, seed: int = 0) -> dict:
     from kgdistill.losses import WeightedLoss
     from kgdistill.train.trainer import StageData, StageSettings, fit_stage
 
+    from bench_speed import peak_rss_gib  # this folder's speed benchmark: VmHWM, this process's own peak
+
     torch.set_num_threads(1)  # CPU seconds on one thread: comparable on a shared machine
     g = torch.Generator().manual_seed(seed)
     m = 10 * n
@@ -56,15 +58,7 @@ def one(n: int, mode: str, seed: int = 0) -> dict:
               StageData(x=feats, labels=y, x_val=feats[:1000], y_val=y[:1000]), settings, device=torch.device("cpu"))
     epoch, epoch_cpu = time.perf_counter() - t, time.process_time() - cpu
     return {"nodes": n, "edges": m, "mode": mode, "epoch_cpu_s": round(epoch_cpu, 2), "epoch_wall_s": round(epoch, 2),
-            "steps": -(-samples // 512), "peak_rss_gib": round(_peak_rss_kib() / 2**20, 2)}
-
-
-def _peak_rss_kib() -> int:
-    """VmHWM: this process's own peak (ru_maxrss would start from the parent's size after fork and exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
+            "steps": -(-samples // 512), "peak_rss_gib": round(peak_rss_gib(), 2)}
 
 
 def main() -> None:

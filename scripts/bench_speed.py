@@ -45,7 +45,8 @@ from kgdistill.encoders.text_embedder import TextEmbedder
 from kgdistill.gnn import GNNS
 from kgdistill.gnn.concepts import FixedConcepts, GraphConcepts, LearnedConcepts, cosine_logits
 from kgdistill.losses import WeightedLoss
-from kgdistill.train.distill import build_student, build_teacher
+from kgdistill.train.distill import (build_student, build_teacher, pass_data, student_data, teacher_data,
+                                     teacher_targets)
 from kgdistill.train.trainer import StageData, StageSettings, embed, fit_stage
 
 GIB = 2**30
@@ -143,24 +144,13 @@ def student_epoch_cost(cfg, task, epochs: int, repeats: int) -> dict:
     The data are prepared as fit_models prepares them; the teacher is left untrained (step costs do not
     depend on its values) and early stopping is off, so both students run the same number of epochs.
     """
-    trained = np.flatnonzero(task.seen)
-    remap = np.full(task.num_candidates, -1, dtype=np.int64)
-    remap[trained] = np.arange(len(trained))
-    y, tr, va = task.y, task.idx("train"), task.idx("val")
-    tr = tr[(y[tr] < 0) | task.seen[np.maximum(y[tr], 0)]]
-    y_tr = torch.as_tensor(np.where(y[tr] >= 0, remap[np.maximum(y[tr], 0)], -1))
-    y_va = torch.as_tensor(np.where(y[va] >= 0, remap[np.maximum(y[va], 0)], -1))
-    cand = torch.as_tensor(trained)
-    sim = task.concept_sim[trained][:, trained]
+    p = pass_data(task, task.seen, CPU)
+    tr, cand, sim = p.tr, p.cand, p.sim
     torch.manual_seed(SEED)
     t_enc, t_concepts = build_teacher(cfg, task)
-    with torch.no_grad():
-        concepts = t_concepts.eval()().float()
-        z_t = embed(t_enc, task.teacher.x[tr])
-        logits_t = cosine_logits(z_t, concepts[cand], cfg.space.temperature)
-    labelled = torch.as_tensor(task.ds.student_labelled[tr])
-    data = StageData(x=task.student.x[tr], labels=torch.where(labelled, y_tr, torch.full_like(y_tr, -1)),
-                     x_val=task.student.x[va], y_val=y_va, z_teacher=z_t, logits_teacher=logits_t)
+    concepts, z_t, logits_t = teacher_targets(t_enc, t_concepts, teacher_data(task, p, CPU), cand,
+                                              cfg.space.temperature)
+    data = student_data(task, p, CPU, z_t, logits_t)
     settings = StageSettings(epochs=epochs, batch_size=cfg.student.batch_size, lr=cfg.student.lr,
                              weight_decay=cfg.student.weight_decay, patience=epochs + 1,
                              temperature=cfg.space.temperature, amp=cfg.train.amp, progress=False)
@@ -179,7 +169,7 @@ def student_epoch_cost(cfg, task, epochs: int, repeats: int) -> dict:
             per_epoch[name].append(clock.cpu / len(res.history))
             wall[name].append(clock.wall / len(res.history))
     kd, kg = best(per_epoch["kd"]), best(per_epoch["kg_guided"])
-    return {"config": cfg.name, "train_samples": len(tr), "candidates": len(trained),
+    return {"config": cfg.name, "train_samples": len(tr), "candidates": len(cand),
             "steps_per_epoch": -(-len(tr) // settings.batch_size), "epochs": epochs, "repeats": repeats,
             "kd_s_per_epoch": kd, "kg_guided_s_per_epoch": kg, "ratio": kg / kd,
             "cpu_s_per_epoch": per_epoch, "wall_s_per_epoch": wall, "kg_guided_terms": [s.name for s in cfg.student.methods["kg_guided"].losses]}

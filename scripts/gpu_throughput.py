@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 
@@ -39,27 +38,21 @@ def main() -> None:
     from kgdistill.config import load_config, packaged_config
     from kgdistill.pipeline import KG_GUIDED
     from kgdistill.task import build_task
-    from kgdistill.train.device import pick_device, to_device
-    from kgdistill.train.distill import _loss, build_student, build_teacher
-    from kgdistill.train.trainer import StageData, StageSettings, embed, fit_stage
-    from kgdistill.gnn.concepts import cosine_logits
+    from kgdistill.train.device import pick_device
+    from kgdistill.train.distill import (_loss, build_student, build_teacher, pass_data, student_data, teacher_data,
+                                         teacher_targets)
+    from kgdistill.train.trainer import StageSettings, fit_stage
 
     cfg = load_config(packaged_config(a.config), [f"train.device={a.device}"])
     device = pick_device(cfg.train.device)
     with tempfile.TemporaryDirectory() as tmp:
         task = build_task(cfg, Path(tmp), device)
-    tr, va = task.idx("train"), task.idx("val")
-    y = torch.as_tensor(np.where(task.seen[np.maximum(task.y, 0)] & (task.y >= 0), task.y, -1))
-    cand = torch.as_tensor(np.flatnonzero(task.seen), device=device)
-    remap = torch.full((task.num_candidates,), -1, dtype=torch.long)
-    remap[cand.cpu()] = torch.arange(len(cand))
-    y_tr = to_device(torch.where(y[tr] >= 0, remap[y[tr].clamp_min(0)], -1), device)
-    y_va = to_device(torch.where(y[va] >= 0, remap[y[va].clamp_min(0)], -1), device)
-    sim = task.concept_sim[cand.cpu()][:, cand.cpu()]
+    p = pass_data(task, task.seen, device)
+    cand, sim = p.cand, p.sim
     out: dict = {"device": str(device), "config": a.config, "torch": torch.__version__,
                  "name": (torch.cuda.get_device_name(device) if device.type == "cuda"
                           else platform.processor() or platform.machine()),
-                 "train_samples": len(tr), "graph_nodes": int(task.node_features.shape[0]),
+                 "train_samples": len(p.tr), "graph_nodes": int(task.node_features.shape[0]),
                  "graph_edges": int(task.graph_data.edge_index.shape[1]), "amp_bf16": cfg.train.amp and device.type == "cuda"}
 
     def timed(name, enc, concepts, losses, data, stage):
@@ -79,20 +72,13 @@ def main() -> None:
         torch.cuda.reset_peak_memory_stats(device)
     torch.manual_seed(0)
     t_enc, t_concepts = build_teacher(cfg, task)
-    tx = to_device(task.teacher.x, device)
-    timed("teacher", t_enc, t_concepts, _loss(cfg.teacher.losses),
-          StageData(x=tx[tr], labels=y_tr, x_val=tx[va], y_val=y_va), cfg.teacher)
-    with torch.no_grad():
-        concepts = t_concepts().float()
-        z_t = embed(t_enc, tx[tr])
-        logits_t = cosine_logits(z_t, concepts[cand], cfg.space.temperature)
+    t_data = teacher_data(task, p, device)
+    timed("teacher", t_enc, t_concepts, _loss(cfg.teacher.losses), t_data, cfg.teacher)
+    concepts, z_t, logits_t = teacher_targets(t_enc, t_concepts, t_data, cand, cfg.space.temperature)
     method = cfg.student.methods[KG_GUIDED]
     s_enc, s_src = build_student(cfg, task, method.prototypes, concepts)
-    sx = to_device(task.student.x, device)
-    sl = torch.as_tensor(task.ds.student_labelled[tr], device=device)
-    timed("student_kg_guided", s_enc, s_src, _loss(method.losses),
-          StageData(x=sx[tr], labels=torch.where(sl, y_tr, -1), x_val=sx[va], y_val=y_va, z_teacher=z_t,
-                    logits_teacher=logits_t), cfg.student)
+    timed("student_kg_guided", s_enc, s_src, _loss(method.losses), student_data(task, p, device, z_t, logits_t),
+          cfg.student)
 
     t_concepts.train()
     for _ in range(2):  # warm-up

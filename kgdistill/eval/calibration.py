@@ -8,7 +8,8 @@ out of training to stand in for unseen ones, so unseen concepts are never tuned 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
@@ -27,6 +28,15 @@ class Calibration:
         if self.beta and prototype is not None:
             out = out + self.beta * prototype
         return out
+
+
+def calibrations_to_json(cal: dict[str, Calibration]) -> dict[str, dict[str, float]]:
+    return {m: asdict(c) for m, c in cal.items()}
+
+
+def calibrations_from_json(obj: Any) -> dict[str, Calibration]:
+    """Per-method calibrations as saved; TypeError/AttributeError when ``obj`` is not that shape."""
+    return {m: Calibration(**c) for m, c in obj.items()}
 
 
 def choose_calibration(scores: torch.Tensor, y: torch.Tensor, trained_mask: torch.Tensor, heldout_mask: torch.Tensor,

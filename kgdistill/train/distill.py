@@ -61,6 +61,55 @@ def build_student(cfg: RunConfig, task: Task, prototypes: str, concepts: torch.T
     return enc, src
 
 
+@dataclass
+class PassData:
+    """What every stage of one training pass reads: which concepts it trains and each sample's label among them."""
+
+    tr: np.ndarray               # training samples (of trained concepts, or unlabelled)
+    va: np.ndarray               # validation samples
+    cand: torch.Tensor           # [K_train] candidate index of each trained concept
+    y_tr: torch.Tensor           # labels as positions in ``cand``, -1: none
+    y_va: torch.Tensor
+    sim: torch.Tensor            # [K_train, K_train] graph similarity of the trained concepts
+
+
+def pass_data(task: Task, trained: np.ndarray, device: torch.device) -> PassData:
+    trained_idx = np.flatnonzero(trained)
+    remap = np.full(task.num_candidates, -1, dtype=np.int64)
+    remap[trained_idx] = np.arange(len(trained_idx))
+    y = task.y
+    tr = task.idx("train")
+    tr = tr[(y[tr] < 0) | trained[np.maximum(y[tr], 0)]]
+    va = task.idx("val")
+    return PassData(tr, va, torch.as_tensor(trained_idx, device=device),
+                    torch.as_tensor(np.where(y[tr] >= 0, remap[np.maximum(y[tr], 0)], -1), device=device),
+                    torch.as_tensor(np.where(y[va] >= 0, remap[np.maximum(y[va], 0)], -1), device=device),
+                    task.concept_sim[trained_idx][:, trained_idx])
+
+
+def teacher_data(task: Task, p: PassData, device: torch.device) -> StageData:
+    tx = to_device(task.teacher.x, device)
+    return StageData(x=tx[p.tr], labels=p.y_tr, x_val=tx[p.va], y_val=p.y_va)
+
+
+@torch.no_grad()
+def teacher_targets(t_enc: torch.nn.Module, t_concepts: GraphConcepts, t_data: StageData, cand: torch.Tensor,
+                    temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The frozen concept embeddings [K, d], and the teacher's embeddings and logits of the training samples."""
+    concepts = t_concepts.eval()().float().detach()
+    z_t = embed(t_enc, t_data.x)
+    return concepts, z_t, cosine_logits(z_t, concepts[cand], temperature)
+
+
+def student_data(task: Task, p: PassData, device: torch.device, z_t: torch.Tensor,
+                 logits_t: torch.Tensor) -> StageData:
+    """The cheap modality, labelled only where the dataset says the student sees the label."""
+    sx = to_device(task.student.x, device)
+    sl = torch.as_tensor(task.ds.student_labelled[p.tr], device=device)
+    return StageData(x=sx[p.tr], labels=torch.where(sl, p.y_tr, torch.full_like(p.y_tr, -1)), x_val=sx[p.va],
+                     y_val=p.y_va, z_teacher=z_t, logits_teacher=logits_t)
+
+
 def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.device, log_dir: Path | None,
                progress: bool = True, methods: list[str] | None = None, state_dir: Path | None = None,
                dist: DistContext | None = None) -> Fitted:
@@ -70,19 +119,10 @@ def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.de
     dist = dist or context()
     log_dir = log_dir if dist.is_main else None
 
-    def checkpoint(stage: str) -> StageCheckpoint | None:
-        return None if state_dir is None else StageCheckpoint(Path(state_dir), stage, enabled=dist.is_main)
-    trained_idx = np.flatnonzero(trained)
-    remap = np.full(task.num_candidates, -1, dtype=np.int64)
-    remap[trained_idx] = np.arange(len(trained_idx))
-    y = task.y
-    tr = task.idx("train")
-    tr = tr[(y[tr] < 0) | trained[np.maximum(y[tr], 0)]]
-    va = task.idx("val")
-    y_tr = torch.as_tensor(np.where(y[tr] >= 0, remap[np.maximum(y[tr], 0)], -1), device=device)
-    y_va = torch.as_tensor(np.where(y[va] >= 0, remap[np.maximum(y[va], 0)], -1), device=device)
-    cand = torch.as_tensor(trained_idx, device=device)
-    sim = task.concept_sim[trained_idx][:, trained_idx]
+    def checkpoint(stage: str) -> StageCheckpoint | None:  # every rank reads it; fit_stage writes on rank 0 only
+        return None if state_dir is None else StageCheckpoint(Path(state_dir), stage)
+
+    p = pass_data(task, trained, device)
 
     def settings(stage) -> StageSettings:
         return StageSettings(epochs=stage.epochs, batch_size=stage.batch_size, lr=stage.lr,
@@ -92,33 +132,25 @@ def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.de
 
     torch.manual_seed(seed)
     t_enc, t_concepts = build_teacher(cfg, task)
-    tx = to_device(task.teacher.x, device)
-    t_data = StageData(x=tx[tr], labels=y_tr, x_val=tx[va], y_val=y_va)
+    t_data = teacher_data(task, p, device)
     fitted_results: dict[str, StageResult] = {}
     fitted_results["teacher"] = fit_stage(
-        "teacher", t_enc, t_concepts, cand, _loss(cfg.teacher.losses), t_data, settings(cfg.teacher), device=device,
-        concept_sim=sim, logger=StageLogger(log_dir, "teacher") if log_dir else None, seed=seed,
+        "teacher", t_enc, t_concepts, p.cand, _loss(cfg.teacher.losses), t_data, settings(cfg.teacher),
+        device=device, concept_sim=p.sim, logger=StageLogger(log_dir, "teacher") if log_dir else None, seed=seed,
         checkpoint=checkpoint("teacher"), dist=dist)
-    with torch.no_grad():
-        concepts = t_concepts().float().detach()
-        z_t = embed(t_enc, tx[tr])
-        logits_t = cosine_logits(z_t, concepts[cand], cfg.space.temperature)
+    concepts, z_t, logits_t = teacher_targets(t_enc, t_concepts, t_data, p.cand, cfg.space.temperature)
     fitted = Fitted(trained=trained, teacher=t_enc, teacher_concepts=t_concepts, concepts=concepts,
                     results=fitted_results)
-
-    sx = to_device(task.student.x, device)
-    sl = torch.as_tensor(task.ds.student_labelled[tr], device=device)
-    y_student = torch.where(sl, y_tr, torch.full_like(y_tr, -1))
-    s_data = StageData(x=sx[tr], labels=y_student, x_val=sx[va], y_val=y_va, z_teacher=z_t, logits_teacher=logits_t)
+    s_data = student_data(task, p, device, z_t, logits_t)
     for i, (name, method) in enumerate(cfg.student.methods.items()):
         if methods is not None and name not in methods:
             continue
         torch.manual_seed(seed + 1 + i)
         enc, src = build_student(cfg, task, method.prototypes, concepts)
         fitted_results[name] = fit_stage(
-            f"student:{name}", enc, src, cand, _loss(method.losses), s_data, settings(cfg.student), device=device,
-            concept_sim=sim, logger=StageLogger(log_dir, f"student_{name}") if log_dir else None, seed=seed + 1 + i,
-            checkpoint=checkpoint(f"student_{name}"), dist=dist)
+            f"student:{name}", enc, src, p.cand, _loss(method.losses), s_data, settings(cfg.student), device=device,
+            concept_sim=p.sim, logger=StageLogger(log_dir, f"student_{name}") if log_dir else None,
+            seed=seed + 1 + i, checkpoint=checkpoint(f"student_{name}"), dist=dist)
         fitted.students[name] = (enc, src)
     return fitted
 

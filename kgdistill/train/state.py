@@ -86,7 +86,6 @@ class StageCheckpoint:
 
     folder: Path
     stage: str
-    enabled: bool = True            # False on ranks other than 0: they read, never write
 
     @property
     def path(self) -> Path:
@@ -103,14 +102,12 @@ class StageCheckpoint:
         return _load(self.done_path)
 
     def save(self, state: dict[str, Any]) -> None:
-        if self.enabled:
-            _save_atomic(state, self.path, what=f"training checkpoint of stage {self.stage!r}")
+        _save_atomic(state, self.path, what=f"training checkpoint of stage {self.stage!r}")
 
     def finish(self, result: dict[str, Any]) -> None:
         """Record the stage's final weights and history; its resume state is no longer needed."""
-        if self.enabled:
-            _save_atomic(result, self.done_path, what=f"result of stage {self.stage!r}")
-            self.path.unlink(missing_ok=True)
+        _save_atomic(result, self.done_path, what=f"result of stage {self.stage!r}")
+        self.path.unlink(missing_ok=True)
 
 
 def _load(path: Path) -> dict[str, Any] | None:

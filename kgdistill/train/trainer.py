@@ -92,9 +92,11 @@ class _StageModel(nn.Module):
         self.encoder, self.concepts = encoder, concepts
         self.candidates, self.frozen = candidates, frozen
 
+    def concept_matrix(self) -> torch.Tensor:
+        return self.frozen if self.frozen is not None else self.concepts()[self.candidates]
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self.frozen if self.frozen is not None else self.concepts()[self.candidates]
-        return self.encoder(x), c
+        return self.encoder(x), self.concept_matrix()
 
 
 def _restore_done(done: dict, encoder: nn.Module, concepts: nn.Module, logger: StageLogger | None) -> StageResult:
@@ -142,10 +144,8 @@ def fit_stage(name: str, encoder: nn.Module, concepts: nn.Module, train_candidat
             concepts.eval()
             frozen_c = concepts()[cand].float()
 
-    def concept_matrix() -> torch.Tensor:
-        return frozen_c if frozen_c is not None else concepts()[cand]
-
-    model: nn.Module = _StageModel(encoder, concepts, cand, frozen_c)
+    stage = _StageModel(encoder, concepts, cand, frozen_c)
+    model: nn.Module = stage
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -196,8 +196,10 @@ def fit_stage(name: str, encoder: nn.Module, concepts: nn.Module, train_candidat
             logger.restore(history)
 
     def snapshot(epoch: int, batches_done: int, gen_state: torch.Tensor) -> None:
+        if checkpoint is None:
+            return
         rngs = dist.gather(rng_state())  # every rank takes part; rank 0 writes
-        if checkpoint is None or not dist.is_main:
+        if not dist.is_main:
             return
         checkpoint.save({
             "stage": name, "epoch": epoch, "batches_done": batches_done, "step": step, "generator": gen_state,
@@ -255,7 +257,7 @@ def fit_stage(name: str, encoder: nn.Module, concepts: nn.Module, train_candidat
         encoder.eval()
         concepts.eval()
         with torch.no_grad(), autocast(device, settings.amp):
-            c = concept_matrix().float()
+            c = stage.concept_matrix().float()
             zv = embed(encoder, data.x_val)
             val = _mrr(cosine_logits(zv, c, settings.temperature), data.y_val)
         totals = dist.sum_(sums)
