@@ -151,6 +151,8 @@ class GNNConfig(Strict):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     heads: int = Field(2, ge=1)
     self_feature_dropout: float = Field(0.0, ge=0.0, le=1.0)
+    # Large graphs: the node features' first k principal components instead of all of them (null: all).
+    input_dim: int | None = Field(None, ge=1)
     # Large graphs: incoming neighbours sampled per layer in a training step (e.g. [15, 10]); empty: full graph.
     num_neighbors: list[Annotated[int, Field(ge=1)]] = []
     eval_chunk: int = Field(1024, ge=1)  # candidates per evaluation pass over their whole neighbourhoods

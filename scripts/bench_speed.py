@@ -5,7 +5,7 @@ What it measures: the cost per epoch of the graph terms (kg_guided vs kd student
 against torchdistill and a plain PyTorch loop on one KD job, the GNN over the whole HPO graph and over
 synthetic graphs up to 10^6 nodes, the text-embedding cache cold and warm, and the quick demo's peak memory.
 
-    .venv/bin/python scripts/bench_speed.py [--quick] [--out runs/bench-speed/summary.json]
+    .venv/bin/python scripts/bench_speed.py [--quick] [--out runs/bench-speed/summary.json] [--only gnn ...]
 
 Every ratio compares runs made in this process, interleaved, each side taking the fastest of its repeats
 (as timeit advises: slower repeats measure interference, not the code; all repeats are in the JSON).  Torch
@@ -44,6 +44,7 @@ from kgdistill.encoders.mlp import MLPEncoder
 from kgdistill.encoders.text_embedder import TextEmbedder
 from kgdistill.gnn import GNNS
 from kgdistill.gnn.concepts import FixedConcepts, GraphConcepts, LearnedConcepts, cosine_logits
+from kgdistill.gnn.features import principal_components
 from kgdistill.losses import WeightedLoss
 from kgdistill.train.distill import (build_student, build_teacher, pass_data, student_data, teacher_data,
                                      teacher_targets)
@@ -51,6 +52,8 @@ from kgdistill.train.trainer import StageData, StageSettings, embed, fit_stage
 
 GIB = 2**30
 RSS_LIMIT_GIB = 12.0
+HPO_INPUT_DIM = 128  # gnn.input_dim of the whole-HPO row measured with reduced features
+PARTS = ("epoch", "gnn", "frameworks", "text_cache", "demo")
 CPU = torch.device("cpu")
 SEED = 0
 # the classic KD objective, as the `kd` method of kgdistill/configs/default.yaml writes it
@@ -374,6 +377,9 @@ def gnn_worker(spec: dict) -> dict:
         edge_index, weight = synthetic_graph(n, spec["degree"], torch.Generator().manual_seed(SEED))
         candidates = torch.randperm(n)[:min(n // 3, 10_000)]
         x = torch.randn(n, spec["features"])
+    if spec.get("input_dim"):  # gnn.input_dim: principal components, computed once before training
+        with Clock() as reduce_clock:
+            x = principal_components(x, spec["input_dim"])
     gnn = GNNS.build(cfg.gnn.name, in_dim=x.shape[1], out_dim=cfg.space.dim, hidden=cfg.gnn.hidden,
                      layers=cfg.gnn.layers, dropout=cfg.gnn.dropout, num_relations=1, heads=cfg.gnn.heads)
     graph = SimpleNamespace(edge_index=edge_index, edge_type=torch.zeros(edge_index.shape[1], dtype=torch.long),
@@ -395,7 +401,7 @@ def gnn_worker(spec: dict) -> dict:
             "first_step_wall_s": clocks[0].wall, "step_cpu_s": best([c.cpu for c in clocks[1:]]),
             "step_wall_s": best([c.wall for c in clocks[1:]]),
             "all_steps_cpu_s": [c.cpu for c in clocks[1:]], "rss_before_gib": base, "peak_rss_gib": peak,
-            "step_rss_gib": peak - base}
+            "step_rss_gib": peak - base, **({"reduce_cpu_s": reduce_clock.cpu} if spec.get("input_dim") else {})}
 
 
 def run_worker(spec: dict) -> dict:
@@ -423,6 +429,9 @@ def gnn_cost(task, sizes: list[int], repeats: int, threads: int, tmp: Path) -> d
     hpo = run_worker({**spec, "threads": threads})
     hpo.update(graph_edges=kg.num_edges, node_types=kg.type_counts())
     all_cores = run_worker({**spec, "threads": os.cpu_count()})
+    reduced = {**spec, "input_dim": HPO_INPUT_DIM}
+    hpo_reduced, reduced_all_cores = run_worker({**reduced, "threads": threads}), run_worker(
+        {**reduced, "threads": os.cpu_count()})
     growth: list[dict] = []
     for n in sizes:
         done = [g for g in growth if "peak_rss_gib" in g]
@@ -434,7 +443,8 @@ def gnn_cost(task, sizes: list[int], repeats: int, threads: int, tmp: Path) -> d
                 continue
         growth.append(run_worker({"graph": "synthetic", "nodes": n, "degree": 10, "features": 768, "threads": threads,
                                   "repeats": repeats if n < 10**5 else 2}))
-    return {"demo_graph": demo_graph, "hpo_full": hpo, "hpo_full_all_cores": all_cores, "synthetic": growth}
+    return {"demo_graph": demo_graph, "hpo_full": hpo, "hpo_full_all_cores": all_cores,
+            "hpo_full_reduced": hpo_reduced, "hpo_full_reduced_all_cores": reduced_all_cores, "synthetic": growth}
 
 
 # --------------------------------------------------------------------------- 4. text cache, 5. demo memory
@@ -486,6 +496,7 @@ def demo_memory(quick: bool, tmp: Path) -> dict:
 def markdown(res: dict) -> str:
     m, ep, fw, gnn, txt, demo = (res[k] for k in ("machine", "epoch", "frameworks", "gnn", "text_cache", "demo"))
     ms, hpo, hpo_all, dg = fw["ms_per_step"], gnn["hpo_full"], gnn["hpo_full_all_cores"], gnn["demo_graph"]
+    red, red_all = gnn["hpo_full_reduced"], gnn["hpo_full_reduced_all_cores"]
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "**missed**"
@@ -495,7 +506,12 @@ def markdown(res: dict) -> str:
               verdict(fw["kgdistill_vs_torchdistill"] < 1))
     else:
         td = (f"not measured ({fw['torchdistill_missing']})", "–")
-    hpo_fast = min(hpo["step_cpu_s"], hpo_all.get("step_wall_s", float("inf")))
+    def gnn_row(r: dict, r_all: dict, what: str) -> str:
+        fastest = min(r["step_cpu_s"], r_all.get("step_wall_s", float("inf")))
+        return (f"| GCN forward+backward, whole HPO graph ({r['nodes']:,} nodes, {r['edges']:,} directed edges), "
+                f"{what} | {r['step_cpu_s']:.3f} s on 1 thread; {r_all.get('step_wall_s', float('nan')):.3f} s wall "
+                f"on {r_all.get('threads', '?')} threads | < 0.25 s | {verdict(fastest < 0.25)} |")
+
     rows = [
         "| measure | figure | target | |",
         "|---|---|---|---|",
@@ -505,9 +521,9 @@ def markdown(res: dict) -> str:
         f"| KD step, kgdistill vs torchdistill {m['torchdistill'] or ''} | {td[0]} | < 1x | {td[1]} |",
         f"| KD step, kgdistill vs plain PyTorch loop | {ms['kgdistill']:.2f} ms vs {ms['plain']:.2f} ms: "
         f"**{fw['kgdistill_vs_plain']:.2f}x** | <= 1.05x | {verdict(fw['kgdistill_vs_plain'] <= 1.05)} |",
-        f"| GCN forward+backward, whole HPO graph ({hpo['nodes']:,} nodes, {hpo['edges']:,} directed edges) | "
-        f"{hpo['step_cpu_s']:.2f} s on 1 thread; {hpo_all.get('step_wall_s', float('nan')):.2f} s wall on "
-        f"{hpo_all.get('threads', '?')} threads | < 0.25 s | {verdict(hpo_fast < 0.25)} |",
+        gnn_row(hpo, hpo_all, f"default settings ({hpo['features']}-d node features)"),
+        gnn_row(red, red_all, f"`gnn.input_dim: {red['features']}` (principal components: "
+                f"{red.get('reduce_cpu_s', float('nan')):.2f} s once)"),
         f"| GCN forward+backward, the `{ep['config']}` task's graph ({dg['nodes']:,} nodes, {dg['edges']:,} directed "
         f"edges, its {dg['features']}-d features) | {dg['step_cpu_s']:.3f} s on 1 thread | – | |",
         f"| peak RSS of the whole-HPO GCN process | {hpo['peak_rss_gib']:.2f} GiB (+{hpo['step_rss_gib']:.2f} GiB for the steps) "
@@ -524,7 +540,8 @@ def markdown(res: dict) -> str:
                           f"{g['peak_rss_gib']:.2f} | {g['step_rss_gib']:.2f} |")
         else:
             growth.append(f"| {g['nodes']:,} | – | not run: {g.get('skipped') or g.get('error')} | | | |")
-    head = (f"{m['date']}; {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM; Python {m['python']}, "
+    dates = {part: day for part, day in res.get("measured", {}).items() if day != m["date"]}
+    head = (f"{m['date']}{''.join(f' ({p} measured {d})' for p, d in sorted(dates.items()))}; {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM; Python {m['python']}, "
             f"torch {m['torch']}; timed on {m['torch_threads']} torch thread(s), CPU seconds unless marked wall; "
             f"load average at start {m['load_avg_start']}, at end {m['load_avg_end']}; {res['seconds']:.0f} s in all.")
     return "\n".join([head, "", *rows, "", *growth])
@@ -536,6 +553,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/bench-speed/summary.json"))
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (default 5, quick 2)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the timed work (default 1)")
+    ap.add_argument("--only", nargs="+", choices=PARTS, help="measure these parts again and keep the others "
+                    "from the existing --out file")
     ap.add_argument("--gnn-worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.gnn_worker:
@@ -546,20 +565,33 @@ def main() -> None:
     repeats = args.repeats or (2 if args.quick else 5)
     torch.set_num_threads(args.threads)  # before machine(), which records it
     started = time.perf_counter()
-    res: dict = {"command": " ".join(["python", *sys.argv]), "machine": machine()}
+    parts = set(args.only or PARTS)
+    res: dict = {}
+    if args.only:
+        if not args.out.is_file():
+            sys.exit(f"bench_speed: --only needs the earlier results in {args.out}; run without --only first")
+        res = json.loads(args.out.read_text())
+        res.setdefault("measured", {p: res["machine"]["date"] for p in PARTS})
+    res.update(command=" ".join(["python", *sys.argv]), machine=machine())
+    res.setdefault("measured", {}).update({p: res["machine"]["date"] for p in parts})
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp_name:
         tmp = Path(tmp_name)
         cfg = load_config(packaged_config("quick" if args.quick else "default"))
         task = build_task(cfg, tmp / "task", CPU)
-        res["epoch"] = student_epoch_cost(cfg, task, epochs=3 if args.quick else 5, repeats=repeats)
-        res["gnn"] = gnn_cost(task, [10**3, 10**4] if args.quick else [10**3, 10**4, 10**5, 2 * 10**5, 5 * 10**5, 10**6],
-                              repeats=3 if args.quick else 5, threads=args.threads, tmp=tmp)
+        if "epoch" in parts:
+            res["epoch"] = student_epoch_cost(cfg, task, epochs=3 if args.quick else 5, repeats=repeats)
+        if "gnn" in parts:
+            sizes = [10**3, 10**4] if args.quick else [10**3, 10**4, 10**5, 2 * 10**5, 5 * 10**5, 10**6]
+            res["gnn"] = gnn_cost(task, sizes, repeats=3 if args.quick else 5, threads=args.threads, tmp=tmp)
         notes = list(task.ds.modalities[task.ds.student].values)[:200 if args.quick else 2000]
         del task
-        res["frameworks"] = framework_cost(4000 if args.quick else 20000, epochs=2 if args.quick else 3,
-                                           repeats=repeats, tmp=tmp)
-        res["text_cache"] = text_cache_cost(notes, tmp)
-        res["demo"] = demo_memory(args.quick, tmp)
+        if "frameworks" in parts:
+            res["frameworks"] = framework_cost(4000 if args.quick else 20000, epochs=2 if args.quick else 3,
+                                               repeats=repeats, tmp=tmp)
+        if "text_cache" in parts:
+            res["text_cache"] = text_cache_cost(notes, tmp)
+        if "demo" in parts:
+            res["demo"] = demo_memory(args.quick, tmp)
     res["machine"]["load_avg_end"] = [round(v, 2) for v in os.getloadavg()]
     res["seconds"] = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)

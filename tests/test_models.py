@@ -64,6 +64,85 @@ def test_gnns_embed_every_node(name):
     assert gnn.inp[0].weight.grad is not None
 
 
+@pytest.mark.parametrize("name", ["gcn", "gat", "rgcn"])
+def test_gnn_output_rows_equal_the_full_graph_rows(name):
+    """Asking for some nodes only (the last layer and projection on those rows) changes no value or gradient."""
+    kg = load_graph("graphs/machine_faults.ttl")
+    data = kg.to_pyg()
+    torch.manual_seed(0)
+    gnn = GNNS.build(name, in_dim=10, out_dim=16, hidden=32, layers=2, num_relations=len(data.relations)).eval()
+    x = torch.randn(kg.num_nodes, 10)
+    rows = torch.tensor([7, 2, 11, 0])
+    full = gnn(x, data.edge_index, data.edge_type, data.edge_weight)
+    full[rows].square().sum().backward()
+    grads = [p.grad.clone() for p in gnn.parameters()]
+    gnn.zero_grad()
+    part = gnn(x, data.edge_index, data.edge_type, data.edge_weight, rows)
+    part.square().sum().backward()
+    assert torch.allclose(part, full[rows], atol=1e-5)
+    for g, p in zip(grads, gnn.parameters()):
+        assert torch.allclose(p.grad, g, atol=1e-5)
+
+
+def test_gcn_cached_sparse_path_equals_pyg_message_passing():
+    """The fixed-graph GCN (own normalised CSR, prebuilt transpose for backward, (A X) W order) computes what
+    PyG's GCNConv computes over the weighted edge list, values and gradients."""
+    kg = load_graph("graphs/machine_faults.ttl")
+    data = kg.to_pyg()
+    ei = torch.cat([data.edge_index, torch.tensor([[3], [3]])], dim=1)  # a self-loop in the input is replaced
+    w = torch.cat([torch.rand(data.edge_index.shape[1], generator=torch.Generator().manual_seed(1)) + 0.5,
+                   torch.tensor([9.0])])
+    et = torch.zeros(ei.shape[1], dtype=torch.long)
+    torch.manual_seed(0)
+    fast = GNNS.build("gcn", in_dim=10, out_dim=16, hidden=32, layers=2).eval()
+    ref = GNNS.build("gcn", in_dim=10, out_dim=16, hidden=32, layers=2, fixed_graph=False).eval()
+    ref.load_state_dict(fast.state_dict())
+    x = torch.randn(kg.num_nodes, 10)
+    keep = ei[0] != ei[1]
+    outs = []
+    for model, args in ((fast, (ei, et, w)), (ref, (ei[:, keep], et[keep], w[keep]))):
+        out = model(x, *args)
+        out.square().sum().backward()
+        outs.append((out, [p.grad for p in model.parameters()]))
+    assert torch.allclose(outs[0][0], outs[1][0], atol=1e-5)
+    for a, b in zip(outs[0][1], outs[1][1]):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_node_dropout_zeroes_p_of_the_entries_and_keeps_the_mean():
+    from kgdistill.gnn.base import NodeDropout
+
+    drop = NodeDropout(0.25).train()
+    x = torch.ones(400, 500, requires_grad=True)
+    y = drop(x)
+    zero = (y == 0).float().mean().item()
+    assert abs(zero - 0.25) < 0.01 and abs(y.mean().item() - 1) < 0.02
+    assert torch.equal(torch.unique(y), torch.tensor([0.0, 4 / 3]))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # gradient flows through the kept entries, scaled the same way
+    assert torch.equal(drop.eval()(x), x)
+
+
+def test_principal_components_are_deterministic_ordered_and_signed():
+    from kgdistill.gnn.features import principal_components
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 3, generator=g) @ torch.tensor([[5.0, 0, 0], [0, 2.0, 0], [0, 0, 0.5]]) + 7
+    z = principal_components(x, 2)
+    assert z.shape == (500, 2)
+    assert torch.allclose(z.mean(0), torch.zeros(2), atol=1e-4)
+    var = z.var(0)
+    assert 20 < var[0] < 30 and 3 < var[1] < 5  # the two largest axes, largest first
+    assert abs(torch.corrcoef(z.T)[0, 1]) < 1e-4  # uncorrelated
+    assert torch.equal(z, principal_components(x.clone(), 2))
+    # each direction's largest loading is positive: here the directions are +e1 and +e2
+    assert torch.corrcoef(torch.stack([z[:, 0], x[:, 0]]))[0, 1] > 0.99
+    assert torch.corrcoef(torch.stack([z[:, 1], x[:, 1]]))[0, 1] > 0.99
+    assert torch.allclose(principal_components(-x, 2), -z, atol=1e-4)
+    with pytest.raises(ConfigError, match=r"gnn.input_dim: 4 is more than the 3 dimensions of the node features"):
+        principal_components(x, 4)
+
+
 def test_candidates_without_own_features_are_defined_by_neighbours():
     kg = load_graph("graphs/machine_faults.ttl")
     data = kg.to_pyg()

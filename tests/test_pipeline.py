@@ -151,3 +151,31 @@ def test_the_run_directory_saves_absolute_paths(tmp_path, monkeypatch, tiny_conf
     monkeypatch.chdir("/")
     _, resumed = RunDir.resume(tmp_path / "run", cfg.with_absolute_paths(tmp_path))  # the same config, written relatively
     assert resumed == saved
+
+
+def test_reduced_gnn_inputs_train_and_evaluate_again_from_checkpoints(tmp_path, cli):
+    """gnn.input_dim: the GNN reads principal components; eval rebuilds the same ones, so saved weights give the
+    saved metrics.  Too many components is a one-line error naming the key, and the run is marked failed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from kgdistill.pipeline import evaluate_run
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, str(root / "scripts" / "make_fault_example.py"), str(tmp_path / "data"),
+                    "--train", "8", "--test", "3"], check=True, capture_output=True)
+    common = [str(root / "configs" / "machine_faults.yaml"), "--set", f"data.path={tmp_path / 'data'}",
+              "--set", "teacher.epochs=6", "--set", "student.epochs=4", "--quiet"]
+    out = cli("train", *common, "--set", "gnn.input_dim=8", "--out", str(tmp_path / "run"))
+    assert out.returncode == 0, out.stderr
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())["methods"]
+    assert saved["teacher"]["seen"]["top1"] > 0
+    again = evaluate_run(tmp_path / "run")["methods"]
+    assert again["kg_guided"]["seen"]["mrr"] == pytest.approx(saved["kg_guided"]["seen"]["mrr"], abs=1e-6)
+
+    bad = cli("train", *common, "--set", "gnn.input_dim=5000", "--out", str(tmp_path / "bad"))
+    assert bad.returncode != 0
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and "gnn.input_dim: 5000 is more than the" in lines[0], bad.stderr
+    assert json.loads((tmp_path / "bad" / "run.json").read_text())["status"] == "failed"

@@ -31,7 +31,11 @@ class GraphConcepts(nn.Module):
         self.self_feature_dropout = self_feature_dropout
         self.sampler = sampler
         self.eval_chunk = eval_chunk
-        self.register_buffer("x", node_features.float(), persistent=False)
+        x = node_features.float()
+        if self_feature_dropout >= 1:  # never read: zero them once rather than mask every step
+            x = x.clone()
+            x[candidate_nodes.long()] = 0
+        self.register_buffer("x", x, persistent=False)
         self.register_buffer("edge_index", graph_data.edge_index, persistent=False)
         self.register_buffer("edge_type", graph_data.edge_type, persistent=False)
         self.register_buffer("edge_weight", graph_data.edge_weight, persistent=False)
@@ -43,31 +47,26 @@ class GraphConcepts(nn.Module):
             self.sampler = NeighbourSampler(self.edge_index, self.x.shape[0], self.sampler.fanouts)
         return out
 
-    def all_nodes(self) -> torch.Tensor:
-        return self.gnn(self._inputs(), self.edge_index, self.edge_type, self.edge_weight)
-
     def _inputs(self, nodes: torch.Tensor | None = None) -> torch.Tensor:
-        """Candidates' own text features are dropped at random (always, at p=1) while training, so their
-        embedding must come from their graph neighbourhood: the only thing an unseen concept shares with seen ones."""
+        """Candidates' own text features are dropped at random while training (always and everywhere at p=1:
+        zeroed once in ``__init__``), so their embedding must come from their graph neighbourhood: the only thing
+        an unseen concept shares with seen ones."""
         x = self.x if nodes is None else self.x[nodes]
         p = self.self_feature_dropout
-        if p <= 0 or (not self.training and p < 1):
+        if p <= 0 or p >= 1 or not self.training:
             return x
         keep = torch.ones(self.x.shape[0], 1, device=x.device, dtype=x.dtype)
-        drop = torch.rand(len(self.candidates), device=x.device) < p if p < 1 else torch.ones(
-            len(self.candidates), dtype=torch.bool, device=x.device)
-        keep[self.candidates] = (~drop).to(x.dtype).unsqueeze(1)
+        keep[self.candidates] = (torch.rand(len(self.candidates), 1, device=x.device) >= p).to(x.dtype)
         return x * (keep if nodes is None else keep[nodes])
 
     def _on_subgraph(self, seeds: torch.Tensor, fanouts: list[int] | None) -> torch.Tensor:
         sub = self.sampler.sample(seeds, fanouts)
         e = sub.edge_ids
-        h = self.gnn(self._inputs(sub.nodes), sub.edge_index, self.edge_type[e], self.edge_weight[e])
-        return h[sub.seed_pos]
+        return self.gnn(self._inputs(sub.nodes), sub.edge_index, self.edge_type[e], self.edge_weight[e], sub.seed_pos)
 
     def forward(self) -> torch.Tensor:
         if self.sampler is None:
-            return self.all_nodes()[self.candidates]
+            return self.gnn(self._inputs(), self.edge_index, self.edge_type, self.edge_weight, self.candidates)
         if self.training:
             return self._on_subgraph(self.candidates, None)
         every = [-1] * len(self.sampler.fanouts)  # evaluation: whole neighbourhoods, deterministic

@@ -18,6 +18,7 @@ from ..config import RunConfig
 from ..encoders import build_encoder
 from ..gnn import GNNS
 from ..gnn.concepts import FixedConcepts, GraphConcepts, LearnedConcepts, ResidualConcepts, cosine_logits
+from ..gnn.features import principal_components
 from ..gnn.sampling import NeighbourSampler
 from ..losses import WeightedLoss
 from ..task import Task
@@ -45,12 +46,14 @@ def _loss(specs) -> WeightedLoss:
 def build_teacher(cfg: RunConfig, task: Task) -> tuple[torch.nn.Module, GraphConcepts]:
     enc = build_encoder(cfg.teacher.encoder, task.teacher, cfg.space.dim, "teacher.encoder")
     sampled = bool(cfg.gnn.num_neighbors)
-    gnn = GNNS.build(cfg.gnn.name, in_dim=task.node_features.shape[1], out_dim=cfg.space.dim, hidden=cfg.gnn.hidden,
+    x = task.node_features
+    if cfg.gnn.input_dim is not None:
+        x = principal_components(x, cfg.gnn.input_dim)
+    gnn = GNNS.build(cfg.gnn.name, in_dim=x.shape[1], out_dim=cfg.space.dim, hidden=cfg.gnn.hidden,
                      layers=cfg.gnn.layers, dropout=cfg.gnn.dropout,
                      num_relations=len(task.graph_data.relations), heads=cfg.gnn.heads, fixed_graph=not sampled)
-    sampler = NeighbourSampler(task.graph_data.edge_index, task.node_features.shape[0],
-                               cfg.gnn.num_neighbors) if sampled else None
-    return enc, GraphConcepts(gnn, task.node_features, task.graph_data, torch.as_tensor(task.cand_nodes),
+    sampler = NeighbourSampler(task.graph_data.edge_index, x.shape[0], cfg.gnn.num_neighbors) if sampled else None
+    return enc, GraphConcepts(gnn, x, task.graph_data, torch.as_tensor(task.cand_nodes),
                               cfg.gnn.self_feature_dropout, sampler, cfg.gnn.eval_chunk)
 
 
