@@ -28,13 +28,13 @@ def test_fanout_bounds_in_edges_and_full_fanout_takes_every_in_edge():
     s = NeighbourSampler(ei, 300, [4, 3])
     seeds = torch.tensor([5, 17, 42, 99])
     torch.manual_seed(0)
-    sub = s.sample(seeds)
+    sub = s.sample(ei, seeds)
     glob = sub.nodes[sub.edge_index]                    # back to global ids: every edge is a real edge
     assert torch.equal(glob, ei[:, sub.edge_ids])
     assert torch.equal(sub.nodes[sub.seed_pos], seeds)
     first_hop = sub.edge_ids[torch.isin(ei[1, sub.edge_ids], seeds)]
     assert torch.bincount(ei[1, first_hop], minlength=300)[seeds].max() <= 4
-    full = s.sample(seeds, [-1, -1])
+    full = s.sample(ei, seeds, [-1, -1])
     for v in seeds.tolist():                            # every in-edge of every seed, and of their in-neighbours
         into_v = set(torch.nonzero(ei[1] == v).flatten().tolist())
         assert into_v <= set(full.edge_ids.tolist())
@@ -74,3 +74,16 @@ def test_pipeline_trains_with_sampled_neighbourhoods(tmp_path):
     assert m["methods"]["kg_guided"]["seen"]["top1"] > m["chance_top1"]
     val = [float(r["val_mrr"]) for r in csv.DictReader((rd.path / "logs" / "teacher.csv").open())]
     assert max(val) > val[0] + 0.05  # the teacher and its sampled GNN learn
+
+
+def test_the_sampler_moves_with_the_model_and_saves_nothing():
+    ei, x = _graph()
+    gnn = GNNS.build("gcn", in_dim=16, out_dim=8, hidden=16, layers=2, fixed_graph=False)
+    data = SimpleNamespace(edge_index=ei, edge_type=torch.zeros(ei.shape[1], dtype=torch.long),
+                           edge_weight=torch.ones(ei.shape[1]))
+    src = GraphConcepts(gnn, x, data, torch.arange(10), sampler=NeighbourSampler(ei, 300, [5, 5]))
+    assert not any(k.startswith("sampler") for k in src.state_dict())
+    src.to(torch.float64)  # a dtype move leaves the integer index as it is
+    assert src.sampler.rowptr.dtype == src.sampler.order.dtype == torch.long
+    src.to("meta")  # a device move (meta: no data, any machine) takes the index along with the graph
+    assert {b.device.type for b in src.sampler.buffers()} == {src.edge_index.device.type} == {"meta"}

@@ -41,12 +41,6 @@ class GraphConcepts(nn.Module):
         self.register_buffer("edge_weight", graph_data.edge_weight, persistent=False)
         self.register_buffer("candidates", candidate_nodes.long(), persistent=False)
 
-    def _apply(self, fn, recurse=True):
-        out = super()._apply(fn, recurse)
-        if self.sampler is not None and self.sampler.rowptr.device != self.edge_index.device:
-            self.sampler = NeighbourSampler(self.edge_index, self.x.shape[0], self.sampler.fanouts)
-        return out
-
     def _inputs(self, nodes: torch.Tensor | None = None) -> torch.Tensor:
         """Candidates' own text features are dropped at random while training (always and everywhere at p=1:
         zeroed once in ``__init__``), so their embedding must come from their graph neighbourhood: the only thing
@@ -60,7 +54,7 @@ class GraphConcepts(nn.Module):
         return x * (keep if nodes is None else keep[nodes])
 
     def _on_subgraph(self, seeds: torch.Tensor, fanouts: list[int] | None) -> torch.Tensor:
-        sub = self.sampler.sample(seeds, fanouts)
+        sub = self.sampler.sample(self.edge_index, seeds, fanouts)
         e = sub.edge_ids
         return self.gnn(self._inputs(sub.nodes), sub.edge_index, self.edge_type[e], self.edge_weight[e], sub.seed_pos)
 

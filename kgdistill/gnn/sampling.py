@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 
 @dataclass
@@ -21,19 +22,23 @@ class SampledSubgraph:
     seed_pos: torch.Tensor     # [len(seeds)] local id of each seed
 
 
-class NeighbourSampler:
+class NeighbourSampler(nn.Module):
+    """Destination-sorted index of ``edge_index``; ``sample`` is given that same edge list (the owner keeps the
+    one copy).  A module so that ``.to(device)`` moves the index with the model; non-persistent buffers:
+    nothing of it is saved, it is rebuilt from the graph."""
+
     def __init__(self, edge_index: torch.Tensor, num_nodes: int, fanouts: list[int]):
+        super().__init__()
         dst = edge_index[1]
-        self.order = torch.argsort(dst, stable=True)          # edge ids grouped by destination
-        self.src = edge_index[0]
-        self.edge_index = edge_index
         counts = torch.bincount(dst, minlength=num_nodes)
-        self.rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=dst.device)
-        self.rowptr[1:] = torch.cumsum(counts, 0)
+        rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=dst.device)
+        rowptr[1:] = torch.cumsum(counts, 0)
+        self.register_buffer("order", torch.argsort(dst, stable=True), persistent=False)  # edge ids by destination
+        self.register_buffer("rowptr", rowptr, persistent=False)
         self.num_nodes = num_nodes
         self.fanouts = list(fanouts)
 
-    def sample(self, seeds: torch.Tensor, fanouts: list[int] | None = None) -> SampledSubgraph:
+    def sample(self, edge_index: torch.Tensor, seeds: torch.Tensor, fanouts: list[int] | None = None) -> SampledSubgraph:
         """Up to ``fanout`` incoming neighbours per frontier node and hop; ``fanouts`` of -1 take them all."""
         frontier = seeds.unique()
         visited = [frontier]
@@ -50,10 +55,10 @@ class NeighbourSampler:
                 pos = (start[has, None] + draws).flatten()
             eids = self.order[pos].unique()
             picked.append(eids)
-            frontier = self.src[eids].unique()
+            frontier = edge_index[0, eids].unique()
             visited.append(frontier)
         edge_ids = torch.cat(picked).unique() if picked else torch.zeros(0, dtype=torch.long, device=seeds.device)
         nodes = torch.cat(visited).unique()
         local = torch.full((self.num_nodes,), -1, dtype=torch.long, device=nodes.device)
         local[nodes] = torch.arange(len(nodes), device=nodes.device)
-        return SampledSubgraph(nodes, local[self.edge_index[:, edge_ids]], edge_ids, local[seeds])
+        return SampledSubgraph(nodes, local[edge_index[:, edge_ids]], edge_ids, local[seeds])
