@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import RunConfig, save_config, validate_config, read_yaml
 from .errors import RunDirError
+from .fileio import atomic_write
 
 
 # What eval and predict read from a run marked complete (student checkpoints are checked when loaded).
@@ -26,9 +27,8 @@ def _now() -> str:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=float) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(obj, indent=2, sort_keys=False, default=float) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _alive(pid: int) -> bool:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..fileio import atomic_write
 
 
 def default_model_path() -> str:
@@ -114,9 +115,8 @@ class TextEmbedder:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         name = hashlib.blake2b(np.asarray(keys, dtype=np.int64).tobytes(), digest_size=8).hexdigest()
         final = self.cache_dir / f"shard-{name}.safetensors"
-        tmp = final.with_suffix(f".tmp{os.getpid()}")
-        save_file({"keys": np.asarray(keys, dtype=np.int64), "vectors": vectors.astype(np.float32)}, str(tmp))
-        os.replace(tmp, final)
+        arrays = {"keys": np.asarray(keys, dtype=np.int64), "vectors": vectors.astype(np.float32)}
+        atomic_write(final, lambda tmp: save_file(arrays, str(tmp)))
 
     # ------------------------------------------------------------------ model
     def _ensure_model(self):

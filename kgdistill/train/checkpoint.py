@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +10,12 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import RunDirError
+from ..fileio import atomic_write
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -83,12 +81,10 @@ def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def write_state(obj: Any, path: Path) -> None:
-    """Write a nested state to ``path`` in one go (fsync'd); the caller renames it into place."""
+    """Write a nested state to ``path`` in one go (the caller makes it atomic)."""
     tensors: dict[str, torch.Tensor] = {}
     tree = json.dumps(_encode(obj, tensors))
     save_file(tensors, str(path), metadata={_TREE: tree})
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
 
 
 def read_state(path: Path) -> Any:

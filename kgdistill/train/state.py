@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import random
 import signal
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import RunDirError
+from ..fileio import atomic_write
 from .checkpoint import read_state, write_state
 
 
@@ -121,14 +121,10 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 
 def _save_atomic(obj: Any, path: Path, what: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_state(obj, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: write_state(obj, tmp))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
                   errno.EACCES: "permission denied", errno.EROFS: "the file system is read-only",
                   errno.EFBIG: "the file size limit is exceeded"}.get(exc.errno, exc.strerror or str(exc))
