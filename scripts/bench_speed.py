@@ -46,6 +46,7 @@ from kgdistill.gnn import GNNS
 from kgdistill.gnn.concepts import FixedConcepts, GraphConcepts, LearnedConcepts, cosine_logits
 from kgdistill.gnn.features import principal_components
 from kgdistill.losses import WeightedLoss
+from kgdistill.run_dir import write_json_atomic
 from kgdistill.train.distill import (build_student, build_teacher, pass_data, student_data, teacher_data,
                                      teacher_targets)
 from kgdistill.train.trainer import StageData, StageSettings, embed, fit_stage
@@ -389,7 +390,7 @@ def gnn_worker(spec: dict) -> dict:
     labels = torch.randint(len(candidates), (len(z),))
     base = peak_rss_gib()
     clocks = []
-    for _ in range(spec["repeats"] + 1):  # the first step also builds GCNConv's cached normalisation
+    for _ in range(spec["repeats"] + 1):  # the first step also builds the cached normalised adjacency
         with Clock() as clock:
             loss = F.cross_entropy(cosine_logits(z, concepts(), cfg.space.temperature), labels)
             loss.backward()
@@ -496,7 +497,7 @@ def demo_memory(quick: bool, tmp: Path) -> dict:
 def markdown(res: dict) -> str:
     m, ep, fw, gnn, txt, demo = (res[k] for k in ("machine", "epoch", "frameworks", "gnn", "text_cache", "demo"))
     ms, hpo, hpo_all, dg = fw["ms_per_step"], gnn["hpo_full"], gnn["hpo_full_all_cores"], gnn["demo_graph"]
-    red, red_all = gnn["hpo_full_reduced"], gnn["hpo_full_reduced_all_cores"]
+    red, red_all = gnn.get("hpo_full_reduced"), gnn.get("hpo_full_reduced_all_cores", {})  # absent before
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "**missed**"
@@ -522,8 +523,8 @@ def markdown(res: dict) -> str:
         f"| KD step, kgdistill vs plain PyTorch loop | {ms['kgdistill']:.2f} ms vs {ms['plain']:.2f} ms: "
         f"**{fw['kgdistill_vs_plain']:.2f}x** | <= 1.05x | {verdict(fw['kgdistill_vs_plain'] <= 1.05)} |",
         gnn_row(hpo, hpo_all, f"default settings ({hpo['features']}-d node features)"),
-        gnn_row(red, red_all, f"`gnn.input_dim: {red['features']}` (principal components: "
-                f"{red.get('reduce_cpu_s', float('nan')):.2f} s once)"),
+        *([gnn_row(red, red_all, f"`gnn.input_dim: {red['features']}` (principal components: "
+                   f"{red.get('reduce_cpu_s', float('nan')):.2f} s once)")] if red else []),
         f"| GCN forward+backward, the `{ep['config']}` task's graph ({dg['nodes']:,} nodes, {dg['edges']:,} directed "
         f"edges, its {dg['features']}-d features) | {dg['step_cpu_s']:.3f} s on 1 thread | – | |",
         f"| peak RSS of the whole-HPO GCN process | {hpo['peak_rss_gib']:.2f} GiB (+{hpo['step_rss_gib']:.2f} GiB for the steps) "
@@ -571,19 +572,22 @@ def main() -> None:
         if not args.out.is_file():
             sys.exit(f"bench_speed: --only needs the earlier results in {args.out}; run without --only first")
         res = json.loads(args.out.read_text())
+        if res.get("quick", False) != args.quick:
+            sys.exit(f"bench_speed: {args.out} holds {'--quick' if res.get('quick') else 'full'} results; "
+                     "--only must use the same mode")
         res.setdefault("measured", {p: res["machine"]["date"] for p in PARTS})
-    res.update(command=" ".join(["python", *sys.argv]), machine=machine())
+    res.update(command=" ".join(["python", *sys.argv]), machine=machine(), quick=args.quick)
     res.setdefault("measured", {}).update({p: res["machine"]["date"] for p in parts})
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp_name:
         tmp = Path(tmp_name)
         cfg = load_config(packaged_config("quick" if args.quick else "default"))
-        task = build_task(cfg, tmp / "task", CPU)
+        task = build_task(cfg, tmp / "task", CPU) if parts & {"epoch", "gnn", "text_cache"} else None
         if "epoch" in parts:
             res["epoch"] = student_epoch_cost(cfg, task, epochs=3 if args.quick else 5, repeats=repeats)
         if "gnn" in parts:
             sizes = [10**3, 10**4] if args.quick else [10**3, 10**4, 10**5, 2 * 10**5, 5 * 10**5, 10**6]
             res["gnn"] = gnn_cost(task, sizes, repeats=3 if args.quick else 5, threads=args.threads, tmp=tmp)
-        notes = list(task.ds.modalities[task.ds.student].values)[:200 if args.quick else 2000]
+        notes = list(task.ds.modalities[task.ds.student].values)[:200 if args.quick else 2000] if task else []
         del task
         if "frameworks" in parts:
             res["frameworks"] = framework_cost(4000 if args.quick else 20000, epochs=2 if args.quick else 3,
@@ -595,7 +599,7 @@ def main() -> None:
     res["machine"]["load_avg_end"] = [round(v, 2) for v in os.getloadavg()]
     res["seconds"] = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2))
+    write_json_atomic(args.out, res)
     print(markdown(res))
     print(f"\nwritten: {args.out}")
 

@@ -86,10 +86,11 @@ def test_gnn_output_rows_equal_the_full_graph_rows(name):
 
 def test_gcn_cached_sparse_path_equals_pyg_message_passing():
     """The fixed-graph GCN (own normalised CSR, prebuilt transpose for backward, (A X) W order) computes what
-    PyG's GCNConv computes over the weighted edge list, values and gradients."""
+    PyG's GCNConv computes over the weighted edge list, values and gradients, a weighted self-loop included;
+    in float64 too."""
     kg = load_graph("graphs/machine_faults.ttl")
     data = kg.to_pyg()
-    ei = torch.cat([data.edge_index, torch.tensor([[3], [3]])], dim=1)  # a self-loop in the input is replaced
+    ei = torch.cat([data.edge_index, torch.tensor([[3], [3]])], dim=1)  # PyG keeps an input self-loop's weight
     w = torch.cat([torch.rand(data.edge_index.shape[1], generator=torch.Generator().manual_seed(1)) + 0.5,
                    torch.tensor([9.0])])
     et = torch.zeros(ei.shape[1], dtype=torch.long)
@@ -97,16 +98,44 @@ def test_gcn_cached_sparse_path_equals_pyg_message_passing():
     fast = GNNS.build("gcn", in_dim=10, out_dim=16, hidden=32, layers=2).eval()
     ref = GNNS.build("gcn", in_dim=10, out_dim=16, hidden=32, layers=2, fixed_graph=False).eval()
     ref.load_state_dict(fast.state_dict())
-    x = torch.randn(kg.num_nodes, 10)
-    keep = ei[0] != ei[1]
-    outs = []
-    for model, args in ((fast, (ei, et, w)), (ref, (ei[:, keep], et[keep], w[keep]))):
-        out = model(x, *args)
-        out.square().sum().backward()
-        outs.append((out, [p.grad for p in model.parameters()]))
-    assert torch.allclose(outs[0][0], outs[1][0], atol=1e-5)
-    for a, b in zip(outs[0][1], outs[1][1]):
-        assert torch.allclose(a, b, atol=1e-4)
+    for dtype, tol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
+        fast, ref = fast.to(dtype), ref.to(dtype)
+        x = torch.randn(kg.num_nodes, 10, dtype=dtype)
+        outs = []
+        for model in (fast, ref):
+            model.zero_grad()
+            out = model(x, ei, et, w.to(dtype))
+            out.square().sum().backward()
+            outs.append((out, [p.grad for p in model.parameters()]))
+        assert torch.allclose(outs[0][0], outs[1][0], atol=tol)
+        for a, b in zip(outs[0][1], outs[1][1]):
+            assert torch.allclose(a, b, atol=10 * tol)
+
+
+def test_gcn_adjacency_cache_follows_the_graph_not_its_address():
+    """A new graph (even at a reused address or as a view), new weights, or an in-place edit: never a stale
+    adjacency.  Repeated output rows are each computed."""
+    torch.manual_seed(0)
+    gnn = GNNS.build("gcn", in_dim=4, out_dim=3, hidden=8, layers=2).eval()
+    x, et = torch.randn(30, 4), torch.zeros(200, dtype=torch.long)
+
+    def fresh(ei, w):
+        ref = GNNS.build("gcn", in_dim=4, out_dim=3, hidden=8, layers=2, fixed_graph=False).eval()
+        ref.load_state_dict(gnn.state_dict())
+        return ref(x, ei, et[: ei.shape[1]], w)
+
+    for seed in range(5):  # freed and reallocated graphs of one shape
+        ei = torch.randint(0, 30, (2, 200), generator=torch.Generator().manual_seed(seed))
+        w = torch.ones(200)
+        assert torch.allclose(gnn(x, ei, et, w), fresh(ei, w), atol=1e-5)
+    half = ei[:, :100]  # a view sharing the address
+    assert torch.allclose(gnn(x, half, et[:100], w[:100]), fresh(half, w[:100]), atol=1e-5)
+    w2 = torch.rand(200) + 0.5
+    assert torch.allclose(gnn(x, ei, et, w2), fresh(ei, w2), atol=1e-5)
+    w2[:50] = 3.0  # in place
+    assert torch.allclose(gnn(x, ei, et, w2), fresh(ei, w2), atol=1e-5)
+    rows = torch.tensor([3, 3, 5, 0, 3])
+    assert torch.allclose(gnn(x, ei, et, w2, rows), fresh(ei, w2)[rows], atol=1e-5)
 
 
 def test_node_dropout_zeroes_p_of_the_entries_and_keeps_the_mean():
@@ -141,6 +170,15 @@ def test_principal_components_are_deterministic_ordered_and_signed():
     assert torch.allclose(principal_components(-x, 2), -z, atol=1e-4)
     with pytest.raises(ConfigError, match=r"gnn.input_dim: 4 is more than the 3 dimensions of the node features"):
         principal_components(x, 4)
+
+
+def test_principal_components_in_chunks_equal_one_pass(monkeypatch):
+    import kgdistill.gnn.features as features
+
+    x = torch.randn(1000, 12, generator=torch.Generator().manual_seed(3)) * torch.arange(1, 13)
+    whole = features.principal_components(x, 5)
+    monkeypatch.setattr(features, "CHUNK", 64)  # 16 chunks, the last one short
+    assert torch.allclose(features.principal_components(x, 5), whole, atol=1e-4)
 
 
 def test_candidates_without_own_features_are_defined_by_neighbours():

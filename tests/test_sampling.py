@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,14 +53,17 @@ def test_whole_neighbourhood_evaluation_equals_the_full_graph_gnn():
     for name in ("gat", "rgcn"):
         torch.manual_seed(1)
         gnn = GNNS.build(name, in_dim=16, out_dim=8, hidden=32, layers=2, dropout=0.0, num_relations=1, heads=2)
+        same = GNNS.build(name, in_dim=16, out_dim=8, hidden=32, layers=2, dropout=0.0, num_relations=1, heads=2,
+                          fixed_graph=False)
+        same.load_state_dict(gnn.state_dict())
         full = GraphConcepts(gnn, x, data, cands).eval()
-        sampled = GraphConcepts(gnn, x, data, cands, sampler=NeighbourSampler(ei, 300, [5, 5]), eval_chunk=10).eval()
+        sampled = GraphConcepts(same, x, data, cands, sampler=NeighbourSampler(ei, 300, [5, 5]), eval_chunk=10).eval()
         with torch.no_grad():
             assert torch.allclose(sampled(), full(), atol=1e-5), name
         sampled.train()
         out = sampled()                                 # a training step: sampled, differentiable, right shape
         out.sum().backward()
-        assert out.shape == (len(cands), 8) and gnn.out.weight.grad is not None
+        assert out.shape == (len(cands), 8) and same.out.weight.grad is not None
 
 
 def test_pipeline_trains_with_sampled_neighbourhoods(tmp_path):
@@ -87,3 +91,8 @@ def test_the_sampler_moves_with_the_model_and_saves_nothing():
     assert src.sampler.rowptr.dtype == src.sampler.order.dtype == torch.long
     src.to("meta")  # a device move (meta: no data, any machine) takes the index along with the graph
     assert {b.device.type for b in src.sampler.buffers()} == {src.edge_index.device.type} == {"meta"}
+    with pytest.raises(ValueError, match="the sampler indexes"):
+        src.sampler.sample(ei[:, :10], torch.arange(3))
+    with pytest.raises(ValueError, match="fixed_graph=False"):
+        GraphConcepts(GNNS.build("gcn", in_dim=16, out_dim=8, hidden=16, layers=2), x, data, torch.arange(10),
+                      sampler=NeighbourSampler(ei, 300, [5, 5]))

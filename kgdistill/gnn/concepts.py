@@ -27,6 +27,9 @@ class GraphConcepts(nn.Module):
     def __init__(self, gnn: ConceptGNN, node_features: torch.Tensor, graph_data, candidate_nodes: torch.Tensor,
                  self_feature_dropout: float = 0.0, sampler: NeighbourSampler | None = None, eval_chunk: int = 1024):
         super().__init__()
+        if gnn.fixed_graph != (sampler is None):
+            raise ValueError("a GNN built with fixed_graph=True caches the whole graph; sampled subgraphs need "
+                             "fixed_graph=False (and full-graph message passing needs fixed_graph=True)")
         self.gnn = gnn
         self.self_feature_dropout = self_feature_dropout
         self.sampler = sampler

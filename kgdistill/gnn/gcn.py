@@ -1,10 +1,11 @@
 """GCN (Kipf & Welling): symmetric-normalised weighted neighbour averaging; fast and a strong default.
 
-On a fixed graph the normalised adjacency is built once as a sparse CSR matrix, together with its transpose
-for the backward pass, so a layer is one sparse-dense product each way: no message per edge, no per-edge
-activations kept, and no transpose (a sort of every edge) at each backward.  A layer propagates first and
-projects after, (A X) W rather than A (X W) (equal: the projection has no bias), so the last layer, asked for
-the candidates' rows only, projects those rows alone.  Sampled subgraphs (``fixed_graph=False``) change every step and use PyG's edge list.
+On a fixed graph the normalised adjacency is built once as a sparse CSR matrix, with its transpose for the
+backward pass, so a layer is one sparse-dense product each way: no message per edge, no per-edge activations
+kept, and no transpose (a sort of every edge) at each backward.  A layer propagates first and projects after,
+(A X) W rather than A (X W) (equal: the projection has no bias), so the last layer, asked for the candidates'
+rows only, projects those rows alone.  Sampled subgraphs (``fixed_graph=False``) change every step and use
+PyG's edge list; both paths normalise exactly as PyG's ``GCNConv`` does.
 """
 from __future__ import annotations
 
@@ -28,13 +29,45 @@ class _SparseProduct(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return None, None, ctx.m_t @ grad
+        return None, None, ctx.m_t @ grad if ctx.needs_input_grad[2] else None
 
 
 def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     with warnings.catch_warnings():  # torch calls sparse CSR "beta"; the indices are ours and valid
         warnings.simplefilter("ignore", UserWarning)
         return to_torch_csr_tensor(torch.stack([rows, cols]), values, size=size)
+
+
+class _Adjacency:
+    """The normalised adjacency of one graph (and one row set), valid while the very same tensors, unchanged
+    in place, are passed in: checked by identity and version counter, never by address or shape."""
+
+    def __init__(self, edge_index, edge_weight, rows, n: int, dtype: torch.dtype):
+        self.inputs = (edge_index, edge_weight, rows)
+        self.versions = self._versions(self.inputs)
+        self.n, self.dtype = n, dtype
+        ei, w = gcn_norm(edge_index, edge_weight.to(dtype), n, add_self_loops=True)  # PyG's GCNConv, exactly
+        src, dst = ei                                                  # out[dst] += w * x[src]
+        height, self.inverse = n, None
+        if rows is not None:  # destination rows only; a repeated row is computed once and repeated after
+            uniq, self.inverse = torch.unique(rows, return_inverse=True)
+            pos = torch.full((n,), -1, dtype=torch.long, device=ei.device)
+            pos[uniq] = torch.arange(len(uniq), device=ei.device)
+            sel = pos[dst] >= 0
+            src, dst, w, height = src[sel], pos[dst[sel]], w[sel], len(uniq)
+        self.m, self.m_t = _csr(dst, src, w, (height, n)), _csr(src, dst, w, (n, height))
+
+    @staticmethod
+    def _versions(tensors) -> tuple:
+        return tuple(None if t is None else t._version for t in tensors)
+
+    def matches(self, edge_index, edge_weight, rows, n: int, dtype: torch.dtype) -> bool:
+        return (all(a is b for a, b in zip(self.inputs, (edge_index, edge_weight, rows)))
+                and self.versions == self._versions(self.inputs) and (self.n, self.dtype) == (n, dtype))
+
+    def product(self, x: torch.Tensor) -> torch.Tensor:
+        out = _SparseProduct.apply(self.m, self.m_t, x)
+        return out if self.inverse is None else out[self.inverse]
 
 
 @GNNS.register("gcn")
@@ -54,27 +87,19 @@ class GCN(ConceptGNN):
 
     def _propagate(self, layer: GCNConv, h: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor,
                    rows: torch.Tensor | None) -> torch.Tensor:
-        m, m_t = self._adjacency(edge_index, edge_weight, h.shape[0], rows)
-        with torch.autocast(h.device.type, enabled=False):  # sparse products run in float32
-            return layer.lin(_SparseProduct.apply(m, m_t, h.float())) + layer.bias
+        dtype = torch.promote_types(h.dtype, torch.float32)  # sparse products run in float32 (or float64)
+        with torch.autocast(h.device.type, enabled=False):
+            adj = self._adjacency(edge_index, edge_weight, rows, h.shape[0], dtype)
+            return layer.lin(adj.product(h.to(dtype))) + layer.bias
 
-    def _adjacency(self, edge_index: torch.Tensor, edge_weight: torch.Tensor, n: int,
-                   rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """GCN's D^-1/2 (A + I) D^-1/2 as ``out[dst] += w * x[src]`` (PyG's source-to-target flow), restricted to
-        the destination ``rows``, and its transpose; cached per row set while the graph stays the same."""
-        key = (edge_index.data_ptr(), edge_index.device, n, None if rows is None else (rows.data_ptr(), len(rows)))
-        cache = self.__dict__.setdefault("_adj_cache", {})
-        if key not in cache:
-            if len(cache) >= 4:  # another graph or row set: drop the old ones rather than grow
-                cache.clear()
-            keep = edge_index[0] != edge_index[1]  # GCN adds one self-loop of weight 1 per node itself
-            ei, w = gcn_norm(edge_index[:, keep], edge_weight[keep].float(), n, add_self_loops=True)
-            src, dst = ei
-            height = n
-            if rows is not None:
-                pos = torch.full((n,), -1, dtype=torch.long, device=ei.device)
-                pos[rows] = torch.arange(len(rows), device=ei.device)
-                sel = pos[dst] >= 0
-                src, dst, w, height = src[sel], pos[dst[sel]], w[sel], len(rows)
-            cache[key] = (_csr(dst, src, w, (height, n)), _csr(src, dst, w, (n, height)))
-        return cache[key]
+    def _adjacency(self, edge_index, edge_weight, rows, n: int, dtype: torch.dtype) -> _Adjacency:
+        """Cached per graph: the full adjacency and the last layer's rows, two entries; another graph replaces
+        them.  A plain attribute, not a buffer: rebuilt (not moved) after ``.to()``, never saved."""
+        cache: list[_Adjacency] = self.__dict__.setdefault("_adjacencies", [])
+        for adj in cache:
+            if adj.matches(edge_index, edge_weight, rows, n, dtype):
+                return adj
+        cache[:] = [a for a in cache if a.inputs[0] is edge_index and a.matches(edge_index, edge_weight,
+                                                                                  a.inputs[2], n, dtype)][-1:]
+        cache.append(_Adjacency(edge_index, edge_weight, rows, n, dtype))
+        return cache[-1]
