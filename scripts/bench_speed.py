@@ -381,7 +381,8 @@ def gnn_worker(spec: dict) -> dict:
     if spec.get("input_dim"):  # gnn.input_dim: principal components, computed once before training
         with Clock() as reduce_clock:
             x = principal_components(x, spec["input_dim"])
-    gnn = GNNS.build(cfg.gnn.name, in_dim=x.shape[1], out_dim=cfg.space.dim, hidden=cfg.gnn.hidden,
+    hidden = spec.get("hidden", cfg.gnn.hidden)
+    gnn = GNNS.build(cfg.gnn.name, in_dim=x.shape[1], out_dim=cfg.space.dim, hidden=hidden,
                      layers=cfg.gnn.layers, dropout=cfg.gnn.dropout, num_relations=1, heads=cfg.gnn.heads)
     graph = SimpleNamespace(edge_index=edge_index, edge_type=torch.zeros(edge_index.shape[1], dtype=torch.long),
                             edge_weight=weight)
@@ -398,7 +399,7 @@ def gnn_worker(spec: dict) -> dict:
         gnn.zero_grad(set_to_none=True)
     peak = peak_rss_gib()
     return {"nodes": n, "edges": int(edge_index.shape[1]), "candidates": len(candidates),
-            "features": x.shape[1], "threads": spec["threads"], "first_step_cpu_s": clocks[0].cpu,
+            "features": x.shape[1], "hidden": hidden, "threads": spec["threads"], "first_step_cpu_s": clocks[0].cpu,
             "first_step_wall_s": clocks[0].wall, "step_cpu_s": best([c.cpu for c in clocks[1:]]),
             "step_wall_s": best([c.wall for c in clocks[1:]]),
             "all_steps_cpu_s": [c.cpu for c in clocks[1:]], "rss_before_gib": base, "peak_rss_gib": peak,
@@ -430,9 +431,11 @@ def gnn_cost(task, sizes: list[int], repeats: int, threads: int, tmp: Path) -> d
     hpo = run_worker({**spec, "threads": threads})
     hpo.update(graph_edges=kg.num_edges, node_types=kg.type_counts())
     all_cores = run_worker({**spec, "threads": os.cpu_count()})
-    reduced = {**spec, "input_dim": HPO_INPUT_DIM}
+    reduced, narrow = {**spec, "input_dim": HPO_INPUT_DIM}, {**spec, "input_dim": HPO_INPUT_DIM, "hidden": 128}
     hpo_reduced, reduced_all_cores = run_worker({**reduced, "threads": threads}), run_worker(
         {**reduced, "threads": os.cpu_count()})
+    hpo_narrow, narrow_all_cores = run_worker({**narrow, "threads": threads}), run_worker(
+        {**narrow, "threads": os.cpu_count()})
     growth: list[dict] = []
     for n in sizes:
         done = [g for g in growth if "peak_rss_gib" in g]
@@ -445,7 +448,8 @@ def gnn_cost(task, sizes: list[int], repeats: int, threads: int, tmp: Path) -> d
         growth.append(run_worker({"graph": "synthetic", "nodes": n, "degree": 10, "features": 768, "threads": threads,
                                   "repeats": repeats if n < 10**5 else 2}))
     return {"demo_graph": demo_graph, "hpo_full": hpo, "hpo_full_all_cores": all_cores,
-            "hpo_full_reduced": hpo_reduced, "hpo_full_reduced_all_cores": reduced_all_cores, "synthetic": growth}
+            "hpo_full_reduced": hpo_reduced, "hpo_full_reduced_all_cores": reduced_all_cores,
+            "hpo_full_narrow": hpo_narrow, "hpo_full_narrow_all_cores": narrow_all_cores, "synthetic": growth}
 
 
 # --------------------------------------------------------------------------- 4. text cache, 5. demo memory
@@ -498,6 +502,7 @@ def markdown(res: dict) -> str:
     m, ep, fw, gnn, txt, demo = (res[k] for k in ("machine", "epoch", "frameworks", "gnn", "text_cache", "demo"))
     ms, hpo, hpo_all, dg = fw["ms_per_step"], gnn["hpo_full"], gnn["hpo_full_all_cores"], gnn["demo_graph"]
     red, red_all = gnn.get("hpo_full_reduced"), gnn.get("hpo_full_reduced_all_cores", {})  # absent before
+    nar, nar_all = gnn.get("hpo_full_narrow"), gnn.get("hpo_full_narrow_all_cores", {})
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "**missed**"
@@ -525,6 +530,7 @@ def markdown(res: dict) -> str:
         gnn_row(hpo, hpo_all, f"default settings ({hpo['features']}-d node features)"),
         *([gnn_row(red, red_all, f"`gnn.input_dim: {red['features']}` (principal components: "
                    f"{red.get('reduce_cpu_s', float('nan')):.2f} s once)")] if red else []),
+        *([gnn_row(nar, nar_all, f"`gnn.input_dim: {nar['features']}`, `gnn.hidden: {nar['hidden']}`")] if nar else []),
         f"| GCN forward+backward, the `{ep['config']}` task's graph ({dg['nodes']:,} nodes, {dg['edges']:,} directed "
         f"edges, its {dg['features']}-d features) | {dg['step_cpu_s']:.3f} s on 1 thread | – | |",
         f"| peak RSS of the whole-HPO GCN process | {hpo['peak_rss_gib']:.2f} GiB (+{hpo['step_rss_gib']:.2f} GiB for the steps) "

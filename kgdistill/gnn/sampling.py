@@ -38,7 +38,8 @@ class NeighbourSampler(nn.Module):
         self.num_nodes = num_nodes
         self.fanouts = list(fanouts)
 
-    def sample(self, edge_index: torch.Tensor, seeds: torch.Tensor, fanouts: list[int] | None = None) -> SampledSubgraph:
+    def sample(self, edge_index: torch.Tensor, seeds: torch.Tensor,
+               fanouts: list[int] | None = None) -> SampledSubgraph:
         """Up to ``fanout`` incoming neighbours per frontier node and hop; ``fanouts`` of -1 take them all."""
         if edge_index.shape[1] != len(self.order):
             raise ValueError(f"the sampler indexes {len(self.order)} edges, got an edge list of {edge_index.shape[1]}")
