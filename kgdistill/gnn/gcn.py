@@ -43,9 +43,8 @@ class _Adjacency:
     in place, are passed in: checked by identity and version counter, never by address or shape."""
 
     def __init__(self, edge_index, edge_weight, rows, n: int, dtype: torch.dtype):
-        self.inputs = (edge_index, edge_weight, rows)
-        self.versions = self._versions(self.inputs)
-        self.n, self.dtype = n, dtype
+        self.edge_index, self.edge_weight, self.rows, self.n, self.dtype = edge_index, edge_weight, rows, n, dtype
+        self.versions = (edge_index._version, edge_weight._version, None if rows is None else rows._version)
         ei, w = gcn_norm(edge_index, edge_weight.to(dtype), n, add_self_loops=True)  # PyG's GCNConv, exactly
         src, dst = ei                                                  # out[dst] += w * x[src]
         height, self.inverse = n, None
@@ -57,13 +56,14 @@ class _Adjacency:
             src, dst, w, height = src[sel], pos[dst[sel]], w[sel], len(uniq)
         self.m, self.m_t = _csr(dst, src, w, (height, n)), _csr(src, dst, w, (n, height))
 
-    @staticmethod
-    def _versions(tensors) -> tuple:
-        return tuple(None if t is None else t._version for t in tensors)
+    def of_graph(self, edge_index, edge_weight, n: int, dtype: torch.dtype) -> bool:
+        """Built from these very tensors, unchanged since (whatever its rows)."""
+        return (self.edge_index is edge_index and self.edge_weight is edge_weight and (self.n, self.dtype) == (n, dtype)
+                and self.versions[:2] == (edge_index._version, edge_weight._version))
 
     def matches(self, edge_index, edge_weight, rows, n: int, dtype: torch.dtype) -> bool:
-        return (all(a is b for a, b in zip(self.inputs, (edge_index, edge_weight, rows)))
-                and self.versions == self._versions(self.inputs) and (self.n, self.dtype) == (n, dtype))
+        return (self.of_graph(edge_index, edge_weight, n, dtype) and self.rows is rows
+                and self.versions[2] == (None if rows is None else rows._version))
 
     def product(self, x: torch.Tensor) -> torch.Tensor:
         out = _SparseProduct.apply(self.m, self.m_t, x)
@@ -99,7 +99,6 @@ class GCN(ConceptGNN):
         for adj in cache:
             if adj.matches(edge_index, edge_weight, rows, n, dtype):
                 return adj
-        cache[:] = [a for a in cache if a.inputs[0] is edge_index and a.matches(edge_index, edge_weight,
-                                                                                  a.inputs[2], n, dtype)][-1:]
+        cache[:] = [a for a in cache if a.of_graph(edge_index, edge_weight, n, dtype)][-1:]  # other rows, same graph
         cache.append(_Adjacency(edge_index, edge_weight, rows, n, dtype))
         return cache[-1]
