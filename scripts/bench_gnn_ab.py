@@ -11,25 +11,12 @@ and on 2 threads; checkouts and thread counts alternate, every round, and each s
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
-from kgdistill.graph.hpo import build_hpo_graph
-
-
-def worker(tree: Path, spec: dict) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONWARNINGS": "ignore"}  # that checkout's kgdistill
-    proc = subprocess.run([sys.executable, str(tree / "scripts" / "bench_speed.py"), "--gnn-worker", json.dumps(spec)],
-                          capture_output=True, text=True, cwd=tree, env=env, timeout=1800)
-    if proc.returncode != 0:
-        sys.exit(f"bench_gnn_ab: {tree}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+from bench_speed import run_worker, save_whole_hpo  # this folder's speed benchmark
 
 
 def main() -> None:
@@ -42,21 +29,20 @@ def main() -> None:
     for name, tree in trees.items():
         if not (tree / "scripts" / "bench_speed.py").is_file():
             sys.exit(f"bench_gnn_ab: {tree}: not a kgdistill checkout (no scripts/bench_speed.py)")
-    kg = build_hpo_graph(None, restrict=False)
-    data = kg.to_pyg()
     best: dict[tuple[str, int], tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="gnn-ab-") as tmp:
         path = Path(tmp) / "hpo_full.pt"
-        torch.save({"num_nodes": kg.num_nodes, "edge_index": data.edge_index, "edge_weight": data.edge_weight,
-                    "candidates": torch.as_tensor([i for i, t in enumerate(kg.types) if t == "disease"])}, path)
+        kg = save_whole_hpo(path)
         for _ in range(args.rounds):
             for name, tree in trees.items():
                 for threads in (1, 2):
-                    r = worker(tree, {"graph": "file", "path": str(path), "features": 768, "repeats": 5,
-                                      "threads": threads})
+                    r = run_worker({"graph": "file", "path": str(path), "features": 768, "repeats": 5,
+                                    "threads": threads}, checkout=tree)
+                    if "error" in r:
+                        sys.exit(f"bench_gnn_ab: {tree}: {r['error']}")
                     cpu, wall = best.get((name, threads), (float("inf"), float("inf")))
                     best[(name, threads)] = (min(cpu, r["step_cpu_s"]), min(wall, r["step_wall_s"]))
-    print(f"whole HPO graph: {kg.num_nodes:,} nodes, {int(data.edge_index.shape[1]):,} directed edges; "
+    print(f"whole HPO graph: {kg.num_nodes:,} nodes, {r['edges']:,} directed edges; "
           f"load average {os.getloadavg()[0]:.2f}")
     print("| checkout | 1 thread, CPU s | 2 threads, wall s |\n|---|---:|---:|")
     for name in trees:

@@ -53,7 +53,9 @@ from kgdistill.train.trainer import StageData, StageSettings, embed, fit_stage
 
 GIB = 2**30
 RSS_LIMIT_GIB = 12.0
-HPO_INPUT_DIM = 128  # gnn.input_dim of the whole-HPO row measured with reduced features
+# the whole-HPO GNN step: default settings, gnn.input_dim 128 (principal components), and also gnn.hidden 128
+HPO_VARIANTS = {"hpo_full": {}, "hpo_full_reduced": {"input_dim": 128},
+                "hpo_full_narrow": {"input_dim": 128, "hidden": 128}}
 PARTS = ("epoch", "gnn", "frameworks", "text_cache", "demo")
 CPU = torch.device("cpu")
 SEED = 0
@@ -406,36 +408,44 @@ def gnn_worker(spec: dict) -> dict:
             "step_rss_gib": peak - base, **({"reduce_cpu_s": reduce_clock.cpu} if spec.get("input_dim") else {})}
 
 
-def run_worker(spec: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--gnn-worker", json.dumps(spec)], capture_output=True,
-                          text=True, timeout=1800)
+def run_worker(spec: dict, checkout: Path | None = None) -> dict:
+    """``gnn_worker(spec)`` in a fresh process; with ``checkout``, that checkout's own script and kgdistill."""
+    script, cwd, env = Path(__file__), None, None
+    if checkout is not None:
+        script, cwd = checkout / "scripts" / "bench_speed.py", checkout
+        env = {**os.environ, "PYTHONPATH": str(checkout), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, str(script), "--gnn-worker", json.dumps(spec)], capture_output=True,
+                          text=True, timeout=1800, cwd=cwd, env=env)
     if proc.returncode != 0:
         return {**spec, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"rc {proc.returncode}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def gnn_cost(task, sizes: list[int], repeats: int, threads: int, tmp: Path) -> dict:
-    """The demo task's graph, the whole HPO graph with every annotated disease, then synthetic graphs."""
+def save_whole_hpo(path: Path):
+    """The whole HPO graph, every annotated disease a candidate, as a ``gnn_worker`` graph file; returns it."""
     from kgdistill.graph.hpo import build_hpo_graph
 
+    kg = build_hpo_graph(None, restrict=False)
+    data = kg.to_pyg()
+    torch.save({"num_nodes": kg.num_nodes, "edge_index": data.edge_index, "edge_weight": data.edge_weight,
+                "candidates": torch.as_tensor([i for i, t in enumerate(kg.types) if t == "disease"])}, path)
+    return kg
+
+
+def gnn_cost(task, sizes: list[int], repeats: int, threads: int, tmp: Path) -> dict:
+    """The demo task's graph, the whole HPO graph with every annotated disease (default settings, reduced
+    features, reduced features and a narrower GNN; 1 thread and every core), then synthetic graphs."""
     path = tmp / "task_graph.pt"
     torch.save({"num_nodes": task.kg.num_nodes, "edge_index": task.graph_data.edge_index, "x": task.node_features,
                 "edge_weight": task.graph_data.edge_weight, "candidates": torch.as_tensor(task.cand_nodes)}, path)
     demo_graph = run_worker({"graph": "file", "path": str(path), "repeats": repeats, "threads": threads})
-    kg = build_hpo_graph(None, restrict=False)
-    data = kg.to_pyg()
-    path = tmp / "hpo_full.pt"
-    torch.save({"num_nodes": kg.num_nodes, "edge_index": data.edge_index, "edge_weight": data.edge_weight,
-                "candidates": torch.as_tensor([i for i, t in enumerate(kg.types) if t == "disease"])}, path)
-    spec = {"graph": "file", "path": str(path), "features": 768, "repeats": repeats}
-    hpo = run_worker({**spec, "threads": threads})
-    hpo.update(graph_edges=kg.num_edges, node_types=kg.type_counts())
-    all_cores = run_worker({**spec, "threads": os.cpu_count()})
-    reduced, narrow = {**spec, "input_dim": HPO_INPUT_DIM}, {**spec, "input_dim": HPO_INPUT_DIM, "hidden": 128}
-    hpo_reduced, reduced_all_cores = run_worker({**reduced, "threads": threads}), run_worker(
-        {**reduced, "threads": os.cpu_count()})
-    hpo_narrow, narrow_all_cores = run_worker({**narrow, "threads": threads}), run_worker(
-        {**narrow, "threads": os.cpu_count()})
+    kg = save_whole_hpo(tmp / "hpo_full.pt")
+    spec = {"graph": "file", "path": str(tmp / "hpo_full.pt"), "features": 768, "repeats": repeats}
+    out: dict = {"demo_graph": demo_graph}
+    for key, variant in HPO_VARIANTS.items():
+        out[key] = run_worker({**spec, **variant, "threads": threads})
+        out[f"{key}_all_cores"] = run_worker({**spec, **variant, "threads": os.cpu_count()})
+    out["hpo_full"].update(graph_edges=kg.num_edges, node_types=kg.type_counts())
     growth: list[dict] = []
     for n in sizes:
         done = [g for g in growth if "peak_rss_gib" in g]
@@ -447,9 +457,7 @@ def gnn_cost(task, sizes: list[int], repeats: int, threads: int, tmp: Path) -> d
                 continue
         growth.append(run_worker({"graph": "synthetic", "nodes": n, "degree": 10, "features": 768, "threads": threads,
                                   "repeats": repeats if n < 10**5 else 2}))
-    return {"demo_graph": demo_graph, "hpo_full": hpo, "hpo_full_all_cores": all_cores,
-            "hpo_full_reduced": hpo_reduced, "hpo_full_reduced_all_cores": reduced_all_cores,
-            "hpo_full_narrow": hpo_narrow, "hpo_full_narrow_all_cores": narrow_all_cores, "synthetic": growth}
+    return {**out, "synthetic": growth}
 
 
 # --------------------------------------------------------------------------- 4. text cache, 5. demo memory
@@ -500,9 +508,7 @@ def demo_memory(quick: bool, tmp: Path) -> dict:
 # --------------------------------------------------------------------------- report
 def markdown(res: dict) -> str:
     m, ep, fw, gnn, txt, demo = (res[k] for k in ("machine", "epoch", "frameworks", "gnn", "text_cache", "demo"))
-    ms, hpo, hpo_all, dg = fw["ms_per_step"], gnn["hpo_full"], gnn["hpo_full_all_cores"], gnn["demo_graph"]
-    red, red_all = gnn.get("hpo_full_reduced"), gnn.get("hpo_full_reduced_all_cores", {})  # absent before
-    nar, nar_all = gnn.get("hpo_full_narrow"), gnn.get("hpo_full_narrow_all_cores", {})
+    ms, hpo, dg = fw["ms_per_step"], gnn["hpo_full"], gnn["demo_graph"]
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "**missed**"
@@ -512,7 +518,14 @@ def markdown(res: dict) -> str:
               verdict(fw["kgdistill_vs_torchdistill"] < 1))
     else:
         td = (f"not measured ({fw['torchdistill_missing']})", "–")
-    def gnn_row(r: dict, r_all: dict, what: str) -> str:
+    def gnn_row(key: str) -> str:
+        r, r_all = gnn[key], gnn.get(f"{key}_all_cores", {})
+        if not HPO_VARIANTS[key]:
+            what = f"default settings ({r['features']}-d node features)"
+        elif "hidden" in HPO_VARIANTS[key]:
+            what = f"`gnn.input_dim: {r['features']}`, `gnn.hidden: {r['hidden']}`"
+        else:
+            what = f"`gnn.input_dim: {r['features']}` (principal components: {r['reduce_cpu_s']:.2f} s once)"
         fastest = min(r["step_cpu_s"], r_all.get("step_wall_s", float("inf")))
         return (f"| GCN forward+backward, whole HPO graph ({r['nodes']:,} nodes, {r['edges']:,} directed edges), "
                 f"{what} | {r['step_cpu_s']:.3f} s on 1 thread; {r_all.get('step_wall_s', float('nan')):.3f} s wall "
@@ -527,10 +540,7 @@ def markdown(res: dict) -> str:
         f"| KD step, kgdistill vs torchdistill {m['torchdistill'] or ''} | {td[0]} | < 1x | {td[1]} |",
         f"| KD step, kgdistill vs plain PyTorch loop | {ms['kgdistill']:.2f} ms vs {ms['plain']:.2f} ms: "
         f"**{fw['kgdistill_vs_plain']:.2f}x** | <= 1.05x | {verdict(fw['kgdistill_vs_plain'] <= 1.05)} |",
-        gnn_row(hpo, hpo_all, f"default settings ({hpo['features']}-d node features)"),
-        *([gnn_row(red, red_all, f"`gnn.input_dim: {red['features']}` (principal components: "
-                   f"{red.get('reduce_cpu_s', float('nan')):.2f} s once)")] if red else []),
-        *([gnn_row(nar, nar_all, f"`gnn.input_dim: {nar['features']}`, `gnn.hidden: {nar['hidden']}`")] if nar else []),
+        *(gnn_row(key) for key in HPO_VARIANTS if key in gnn),  # older results lack the variants
         f"| GCN forward+backward, the `{ep['config']}` task's graph ({dg['nodes']:,} nodes, {dg['edges']:,} directed "
         f"edges, its {dg['features']}-d features) | {dg['step_cpu_s']:.3f} s on 1 thread | – | |",
         f"| peak RSS of the whole-HPO GCN process | {hpo['peak_rss_gib']:.2f} GiB (+{hpo['step_rss_gib']:.2f} GiB for the steps) "
