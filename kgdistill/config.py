@@ -199,6 +199,9 @@ class MethodConfig(Strict):
     losses: list[LossSpec] = Field(min_length=1)
     calibrate: bool = True
     fusion: bool = False  # add beta x the graph prototype score (chosen on validation)
+    # distil from the teacher's scores fused with the graph prototype of its findings (concept-set teachers;
+    # the weight is chosen on validation patients)
+    teacher_fusion: bool = False
     _buildable = field_validator("losses")(_buildable_losses)
 
 
@@ -232,6 +235,9 @@ class TrainConfig(Strict):
 
 class EvalConfig(Strict):
     top_k: list[Annotated[int, Field(ge=1)]] = Field([1, 10], min_length=1)
+    # how a text note is compared with a concept's linked findings: the training-free baseline and the
+    # fusion signal (eval/prototype.py)
+    prototype: Literal["mean", "set_match"] = "mean"
     plots: bool = True
     export_top_k: int = Field(5, ge=1)
 

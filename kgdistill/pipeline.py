@@ -39,6 +39,8 @@ KG_GUIDED = "kg_guided"
 
 
 def prototype_scores(task: Task, idx: np.ndarray) -> torch.Tensor:
+    if task.concept_links is not None:
+        return task.concept_links.set_match(task.student.x[torch.as_tensor(idx)], task.student.tables["sentences"])
     if task.prototype_concepts is not None:
         return task.prototype_inputs[torch.as_tensor(idx)] @ task.prototype_concepts.T
     tr = task.idx("train")
@@ -174,6 +176,8 @@ def save_checkpoints(rd: RunDir, task: Task, fitted: Fitted, cal: dict[str, Cali
     extra = {"concepts": fitted.concepts, "seen": torch.as_tensor(task.seen)}
     if task.prototype_concepts is not None:
         extra["prototype_concepts"] = task.prototype_concepts
+    if task.concept_links is not None:
+        extra |= {f"concept_links.{k}": v for k, v in task.concept_links.tensors().items()}
     for k, v in task.student.tables.items():
         if k in ("mean", "std"):
             extra[f"student_input.{k}"] = v
@@ -250,6 +254,8 @@ def _run(cfg: RunConfig, rd: RunDir, state: Path, dist, device_name: str, progre
                              "epochs_run": len(r.history)} for k, r in fitted.results.items()},
             "device": str(device), "seconds": round(time.perf_counter() - t0, 1),
         }
+        if fitted.teacher_fusion is not None:
+            metrics["teacher_fusion"] = fitted.teacher_fusion
         save_checkpoints(rd, task, fitted, cal)
         z_t, z_s = sample_embeddings(task, fitted, task.idx("test"), KG_GUIDED, device)  # once, for both uses
         export_alignments(rd, task, fitted, final, z_t, z_s, cfg.eval.export_top_k)

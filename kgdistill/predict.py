@@ -19,7 +19,7 @@ from .encoders import build_encoder
 from .encoders.text_embedder import TextEmbedder
 from .errors import DataError, RunDirError
 from .eval.calibration import Calibration
-from .eval.prototype import mean_item_embedding
+from .eval.prototype import ConceptLinks, mean_item_embedding
 from .graph.loader import load_graph
 from .run_dir import RunDir
 from .train.checkpoint import load_state, load_tensors
@@ -55,6 +55,8 @@ class Predictor:
         extra = load_tensors(rd.checkpoints / "concepts.safetensors")
         self.seen = extra["seen"].bool()
         self.prototype_concepts = extra.get("prototype_concepts")
+        links = {k.split(".", 1)[1]: v for k, v in extra.items() if k.startswith("concept_links.")}
+        self.concept_links = ConceptLinks.from_tensors(links) if links else None
         cal = rd.read_json("calibration.json").get(method, {})
         try:
             self.calibration = Calibration(**cal)
@@ -144,7 +146,10 @@ class Predictor:
     def predict_texts(self, texts: Sequence[str], top_k: int = 10) -> list[list[Prediction]]:
         x, table, per = self._checked_text_inputs(texts)
         z = self._student_vectors(x, table)
-        proto = None if self.prototype_concepts is None else mean_item_embedding(x, table) @ self.prototype_concepts.T
+        if self.concept_links is not None:
+            proto = self.concept_links.set_match(x, table)
+        else:
+            proto = None if self.prototype_concepts is None else mean_item_embedding(x, table) @ self.prototype_concepts.T
         scores = self.calibration.apply(z @ self.concepts.T, self.seen, proto)
         return [self._rank(scores[i], top_k, per[i], table[x[i][x[i] >= 0]]) for i in range(len(per))]
 

@@ -16,10 +16,16 @@ TINY = [
 
 
 @pytest.fixture(scope="session")
-def tiny_config():
+def tiny_config(tiny_config_with):
+    return tiny_config_with()
+
+
+@pytest.fixture(scope="session")
+def tiny_config_with():
+    """The tiny configuration with more ``key=value`` overrides."""
     from kgdistill.config import load_config, packaged_config
 
-    return load_config(packaged_config("quick"), TINY)
+    return lambda *overrides: load_config(packaged_config("quick"), TINY + list(overrides))
 
 
 @pytest.fixture(scope="session")
