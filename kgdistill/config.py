@@ -199,9 +199,6 @@ class MethodConfig(Strict):
     losses: list[LossSpec] = Field(min_length=1)
     calibrate: bool = True
     fusion: bool = False  # add beta x the graph prototype score (chosen on validation)
-    # distil from the teacher's scores fused with the graph prototype of its findings (concept-set teachers;
-    # the weight is chosen on validation patients)
-    teacher_fusion: bool = False
     _buildable = field_validator("losses")(_buildable_losses)
 
 

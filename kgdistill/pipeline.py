@@ -254,8 +254,6 @@ def _run(cfg: RunConfig, rd: RunDir, state: Path, dist, device_name: str, progre
                              "epochs_run": len(r.history)} for k, r in fitted.results.items()},
             "device": str(device), "seconds": round(time.perf_counter() - t0, 1),
         }
-        if fitted.teacher_fusion is not None:
-            metrics["teacher_fusion"] = fitted.teacher_fusion
         save_checkpoints(rd, task, fitted, cal)
         z_t, z_s = sample_embeddings(task, fitted, task.idx("test"), KG_GUIDED, device)  # once, for both uses
         export_alignments(rd, task, fitted, final, z_t, z_s, cfg.eval.export_top_k)

@@ -40,8 +40,6 @@ class Task:
     prototype_concepts: torch.Tensor | None   # [K, E] text prototypes (text students only)
     prototype_inputs: torch.Tensor | None     # [N, E]
     concept_links: ConceptLinks | None        # for eval.prototype: set_match (text students only)
-    teacher_prototype_concepts: torch.Tensor | None  # [K, E] the same prototypes (concept-set teachers only)
-    teacher_prototype_inputs: torch.Tensor | None    # [N, E] mean name embedding of each sample's findings
     embedder: TextEmbedder
 
     @property
@@ -116,20 +114,13 @@ def build_task(cfg: RunConfig, workdir: Path, device: torch.device, progress: bo
             for name in dict.fromkeys([teacher_name, student_name])}
     student = prep[student_name]
     reach = kg.reachable(cand_nodes.tolist())
-    teacher = prep[teacher_name]
-    graph_proto = None
-    if student.kind == "text" or teacher.kind == "concept_set":
-        graph_proto = concept_text_prototypes(kg, cand_nodes, name_emb)
-    proto_c = proto_x = t_proto_c = t_proto_x = links = None
+    proto_c = proto_x = links = None
     if student.kind == "text":
-        proto_c, proto_x = graph_proto, mean_item_embedding(student.x, student.tables["sentences"])
+        proto_c = concept_text_prototypes(kg, cand_nodes, name_emb)
+        proto_x = mean_item_embedding(student.x, student.tables["sentences"])
         if cfg.eval.prototype == "set_match":
             links = ConceptLinks.from_graph(kg, cand_nodes, name_emb)
-    if teacher.kind == "concept_set":  # findings are graph nodes: read them through their names
-        t_proto_c, t_proto_x = graph_proto, mean_item_embedding(teacher.x, name_emb)
     return Task(ds=ds, kg=kg, graph_data=kg.to_pyg(), node_features=node_features, name_emb=name_emb,
-                candidates=candidates, cand_nodes=cand_nodes, y=y, seen=seen, teacher=teacher,
+                candidates=candidates, cand_nodes=cand_nodes, y=y, seen=seen, teacher=prep[teacher_name],
                 student=student, concept_sim=torch.from_numpy(concept_similarity(reach)),
-                prototype_concepts=proto_c, prototype_inputs=proto_x, concept_links=links,
-                teacher_prototype_concepts=t_proto_c,
-                teacher_prototype_inputs=t_proto_x, embedder=embedder)
+                prototype_concepts=proto_c, prototype_inputs=proto_x, concept_links=links, embedder=embedder)

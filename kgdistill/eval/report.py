@@ -46,15 +46,6 @@ def write_report(rd, metrics: dict) -> Path:
         if kg.get("seen") and base.get("seen"):
             d = 100 * (kg["seen"]["top1"] - base["seen"]["top1"])
             lines.append(f"- Seen top-1 vs {name}: {d:+.1f} points.")
-    tf = metrics.get("teacher_fusion")
-    if tf is not None:
-        head = "- Teacher targets fused with the graph prototype of the findings: "
-        if "unavailable" in tf:
-            lines.append(head + f"not used ({tf['unavailable']}).")
-        else:
-            mrr = tf["val_mrr"]
-            lines.append(head + f"weight {tf['beta']:g}, chosen on validation patients (teacher MRR "
-                         f"{100 * mrr[format(tf['beta'], 'g')]:.1f} vs {100 * mrr.get('0', float('nan')):.1f} without).")
     if kg.get("unseen"):
         lines.append(f"- Unseen top-10: {100 * kg['unseen']['top10']:.1f}% "
                      f"({kg['unseen']['top10'] / max(metrics['chance_top10'], 1e-9):.1f}x chance).")

@@ -8,7 +8,7 @@ precomputed once for the whole training set.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +16,6 @@ import torch
 
 from ..config import RunConfig
 from ..encoders import build_encoder
-from ..errors import DataError
-from ..eval.metrics import ranks_of_truth
 from ..gnn import GNNS
 from ..gnn.concepts import FixedConcepts, GraphConcepts, LearnedConcepts, ResidualConcepts, cosine_logits
 from ..gnn.features import principal_components
@@ -39,7 +37,6 @@ class Fitted:
     concepts: torch.Tensor                    # [K, d] frozen GNN embeddings
     students: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = field(default_factory=dict)
     results: dict[str, StageResult] = field(default_factory=dict)
-    teacher_fusion: dict | None = None        # the graph-fused teacher targets' weight and its validation MRRs
 
 
 def _loss(specs) -> WeightedLoss:
@@ -107,45 +104,6 @@ def teacher_targets(t_enc: torch.nn.Module, t_concepts: GraphConcepts, t_data: S
     return concepts, z_t, cosine_logits(z_t, concepts[cand], temperature)
 
 
-def choose_teacher_fusion(cos: torch.Tensor, proto: torch.Tensor, y: torch.Tensor,
-                          weights: list[float]) -> tuple[float, dict[float, float]]:
-    """The weight whose fused scores ``cos + beta proto`` give the highest MRR of the labels ``y`` (ties: the
-    smaller weight), and the MRR of every weight."""
-    if y.numel() == 0:
-        raise DataError("teacher_fusion needs validation samples of the trained concepts to choose its weight; "
-                        "the validation split has none")
-    mrr = {float(b): float((1.0 / ranks_of_truth(cos + b * proto, y).float()).mean()) for b in weights}
-    return max(mrr, key=lambda b: (mrr[b], -b)), mrr
-
-
-def fused_teacher_logits(cos: torch.Tensor, proto: torch.Tensor, beta: float, temperature: float) -> torch.Tensor:
-    """``(cos + beta proto) / (1 + beta) / temperature``: dividing by ``1 + beta`` keeps the plain teacher's
-    scale, so the KD temperature means the same for both."""
-    return (cos + beta * proto) / ((1.0 + beta) * temperature)
-
-
-@torch.no_grad()
-def graph_fused_targets(task: Task, p: PassData, t_enc: torch.nn.Module, t_data: StageData, concepts: torch.Tensor,
-                        z_t: torch.Tensor, weights: list[float], temperature: float) -> tuple[torch.Tensor, dict]:
-    """The teacher's logits of the training samples with its findings' graph prototype score mixed in.
-
-    The trained teacher knows each concept only through its few patients; the graph links every disease to
-    all its annotated findings, which the prototype compares with the patient's.  Mixing the two gives the
-    student better soft targets on the unlabelled patients.  The weight is chosen on the pass's validation
-    patients of trained concepts."""
-    dev = z_t.device
-    proto_c = task.teacher_prototype_concepts[p.cand.cpu()].to(dev)
-    proto_x = task.teacher_prototype_inputs.to(dev)
-    c = concepts[p.cand]
-    labelled = p.y_va >= 0
-    va = torch.as_tensor(p.va, device=dev)[labelled]
-    beta, mrr = choose_teacher_fusion(cosine_logits(embed(t_enc, t_data.x_val[labelled]), c, 1.0),
-                                      proto_x[va] @ proto_c.T, p.y_va[labelled], weights)
-    proto_tr = proto_x[torch.as_tensor(p.tr, device=dev)] @ proto_c.T
-    summary = {"beta": beta, "val_mrr": {f"{b:g}": v for b, v in mrr.items()}}  # JSON keys: strings
-    return fused_teacher_logits(cosine_logits(z_t, c, 1.0), proto_tr, beta, temperature), summary
-
-
 def student_data(task: Task, p: PassData, device: torch.device, z_t: torch.Tensor,
                  logits_t: torch.Tensor) -> StageData:
     """The cheap modality, labelled only where the dataset says the student sees the label."""
@@ -187,24 +145,13 @@ def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.de
     fitted = Fitted(trained=trained, teacher=t_enc, teacher_concepts=t_concepts, concepts=concepts,
                     results=fitted_results)
     s_data = student_data(task, p, device, z_t, logits_t)
-    s_data_fused = None
-    wanted = {n: m for n, m in cfg.student.methods.items() if methods is None or n in methods}
-    if any(m.teacher_fusion for m in wanted.values()):
-        if task.teacher_prototype_inputs is None:  # said in metrics.json, as for `fusion` without a text student
-            fitted.teacher_fusion = {"beta": 0.0, "unavailable": f"the teacher reads {task.teacher.kind!r} inputs, "
-                                     "not concept sets: its findings have no graph prototype"}
-        else:
-            logits_f, fitted.teacher_fusion = graph_fused_targets(
-                task, p, t_enc, t_data, concepts, z_t, cfg.calibration.fusion_weights, cfg.space.temperature)
-            s_data_fused = replace(s_data, logits_teacher=logits_f)
     for i, (name, method) in enumerate(cfg.student.methods.items()):
-        if name not in wanted:
+        if methods is not None and name not in methods:
             continue
         torch.manual_seed(seed + 1 + i)
         enc, src = build_student(cfg, task, method.prototypes, concepts)
-        data = s_data_fused if method.teacher_fusion and s_data_fused is not None else s_data
         fitted_results[name] = fit_stage(
-            f"student:{name}", enc, src, p.cand, _loss(method.losses), data, settings(cfg.student), device=device,
+            f"student:{name}", enc, src, p.cand, _loss(method.losses), s_data, settings(cfg.student), device=device,
             concept_sim=p.sim, logger=StageLogger(log_dir, f"student_{name}") if log_dir else None,
             seed=seed + 1 + i, checkpoint=checkpoint(f"student_{name}"), dist=dist)
         fitted.students[name] = (enc, src)
