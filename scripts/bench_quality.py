@@ -67,6 +67,9 @@ TASKS = {
                      prototype_reads_graph=True, hpo_two_labels=True),
     "hpo_1000": BenchTask("default", "HPO rare diseases, 1000 diseases (800 seen, 200 unseen), 2 labels per disease",
                           overrides=("data.hpo.num_diseases=1000",), prototype_reads_graph=True, hpo_two_labels=True),
+    "hpo_set_match": BenchTask("default", "HPO rare diseases as hpo, the graph prototype matching sentences with "
+                               "findings (eval.prototype: set_match)", overrides=("eval.prototype=set_match",),
+                               prototype_reads_graph=True, hpo_two_labels=True),
     "mfeat": BenchTask("bench_mfeat", "UCI Multiple Features digits: teacher fac (profile correlations), student fou "
                        "(Fourier), 5 labels per digit, all 10 digits seen", writer="mfeat",
                        quick=("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)),
