@@ -33,7 +33,7 @@ from .trainer import StageData, StageResult, StageSettings, embed, fit_stage
 class Fitted:
     trained: np.ndarray                       # [K] bool: concepts trained on in this pass
     teacher: torch.nn.Module
-    teacher_concepts: GraphConcepts
+    teacher_concepts: GraphConcepts | None    # None when loaded for evaluation, which reads ``concepts``
     concepts: torch.Tensor                    # [K, d] frozen GNN embeddings
     students: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = field(default_factory=dict)
     results: dict[str, StageResult] = field(default_factory=dict)
@@ -43,8 +43,12 @@ def _loss(specs) -> WeightedLoss:
     return WeightedLoss([{"name": s.name, "weight": s.weight, **s.params} for s in specs])
 
 
+def build_teacher_encoder(cfg: RunConfig, task: Task) -> torch.nn.Module:
+    return build_encoder(cfg.teacher.encoder, task.teacher, cfg.space.dim, "teacher.encoder")
+
+
 def build_teacher(cfg: RunConfig, task: Task) -> tuple[torch.nn.Module, GraphConcepts]:
-    enc = build_encoder(cfg.teacher.encoder, task.teacher, cfg.space.dim, "teacher.encoder")
+    enc = build_teacher_encoder(cfg, task)
     sampled = bool(cfg.gnn.num_neighbors)
     x = task.node_features
     if cfg.gnn.input_dim is not None:
@@ -180,14 +184,14 @@ def sample_embeddings(task: Task, fitted: Fitted, idx: np.ndarray, method: str, 
 
 
 def load_fitted(cfg: RunConfig, task: Task, checkpoints: Path) -> Fitted:
-    """Rebuild the final pass's models from a run's safetensors checkpoints."""
+    """Rebuild the final pass's encoders from a run's safetensors checkpoints.  The teacher's GNN is not
+    rebuilt (nor, with ``gnn.input_dim``, its principal components): its output is the saved ``concepts``."""
     from .checkpoint import load_state, load_tensors
 
-    t_enc, t_concepts = build_teacher(cfg, task)
+    t_enc = build_teacher_encoder(cfg, task)
     load_state(t_enc, checkpoints / "teacher.safetensors", prefix="encoder.")
-    load_state(t_concepts.gnn, checkpoints / "teacher.safetensors", prefix="gnn.")
     concepts = load_tensors(checkpoints / "concepts.safetensors")["concepts"]
-    fitted = Fitted(trained=task.seen, teacher=t_enc.eval(), teacher_concepts=t_concepts.eval(), concepts=concepts)
+    fitted = Fitted(trained=task.seen, teacher=t_enc.eval(), teacher_concepts=None, concepts=concepts)
     for name, method in cfg.student.methods.items():
         enc, src = build_student(cfg, task, method.prototypes, concepts)
         load_state(enc, checkpoints / f"student_{name}.safetensors", prefix="encoder.")
