@@ -181,22 +181,22 @@ def test_reduced_gnn_inputs_train_and_evaluate_again_from_checkpoints(tmp_path, 
     assert json.loads((tmp_path / "bad" / "run.json").read_text())["status"] == "failed"
 
 
-def test_set_match_prototype_through_the_pipeline_and_the_predictor(tmp_path, tiny_config_with):
-    """eval.prototype: set_match through the real pipeline: the training-free baseline ranks unseen diseases,
-    and the predictor (fed the test notes as plain text) ranks exactly as the run's evaluation did,
-    set-matching fusion included."""
+@pytest.mark.parametrize("prototype", ["set_match", "mean"])
+def test_each_prototype_through_the_pipeline_and_the_predictor(tmp_path, tiny_config_with, prototype):
+    """eval.prototype through the real pipeline: the training-free baseline ranks unseen diseases, and the
+    predictor (fed the test notes as plain text) ranks exactly as the run's evaluation did, fusion included."""
     import csv
 
     from kgdistill.pipeline import run_pipeline
     from kgdistill.predict import Predictor
 
-    rd = run_pipeline(tiny_config_with("eval.prototype=set_match", "eval.plots=false"), tmp_path / "run",
+    rd = run_pipeline(tiny_config_with(f"eval.prototype={prototype}", "eval.plots=false"), tmp_path / "run",
                       progress=False, log=lambda *_: None).path
     m = json.loads((rd / "metrics.json").read_text())
     assert m["methods"]["prototype"]["unseen"]["top1"] > m["chance_top1"]
 
     p = Predictor.from_run_dir(rd)
-    assert p.concept_links is not None
+    assert (p.concept_links is not None) == (prototype == "set_match")
     with open(rd / "data" / "samples.tsv", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     notes = (rd / "data" / "note.txt").read_text().splitlines()
