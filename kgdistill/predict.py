@@ -146,10 +146,11 @@ class Predictor:
     def predict_texts(self, texts: Sequence[str], top_k: int = 10) -> list[list[Prediction]]:
         x, table, per = self._checked_text_inputs(texts)
         z = self._student_vectors(x, table)
+        proto = None
         if self.concept_links is not None:
             proto = self.concept_links.set_match(x, table)
-        else:
-            proto = None if self.prototype_concepts is None else mean_item_embedding(x, table) @ self.prototype_concepts.T
+        elif self.prototype_concepts is not None:
+            proto = mean_item_embedding(x, table) @ self.prototype_concepts.T
         scores = self.calibration.apply(z @ self.concepts.T, self.seen, proto)
         return [self._rank(scores[i], top_k, per[i], table[x[i][x[i] >= 0]]) for i in range(len(per))]
 

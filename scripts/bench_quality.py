@@ -60,14 +60,16 @@ MEAN_PROTOTYPE = ("eval.prototype=mean",)  # what these tasks were measured with
 TASKS = {
     "hpo_quick": BenchTask("quick", "HPO rare diseases, 50 diseases (40 seen, 10 unseen; --quick: 16), text notes, "
                            "2 labels per disease",
-                           overrides=MEAN_PROTOTYPE, quick=("data.hpo.num_diseases=16", "data.hpo.train_per_disease=8",
+                           overrides=MEAN_PROTOTYPE,
+                           quick=("data.hpo.num_diseases=16", "data.hpo.train_per_disease=8",
                                   "data.hpo.val_per_disease=3", "data.hpo.test_per_disease=3",
                                   "teacher.epochs=8", "student.epochs=6", *QUICK_STUDENT),
                            prototype_reads_graph=True, hpo_two_labels=True),
     "hpo": BenchTask("default", "HPO rare diseases, 300 diseases (240 seen, 60 unseen), text notes, 2 labels per disease",
                      overrides=MEAN_PROTOTYPE, prototype_reads_graph=True, hpo_two_labels=True),
     "hpo_1000": BenchTask("default", "HPO rare diseases, 1000 diseases (800 seen, 200 unseen), 2 labels per disease",
-                          overrides=("data.hpo.num_diseases=1000", *MEAN_PROTOTYPE), prototype_reads_graph=True, hpo_two_labels=True),
+                          overrides=("data.hpo.num_diseases=1000", *MEAN_PROTOTYPE), prototype_reads_graph=True,
+                          hpo_two_labels=True),
     "hpo_set_match": BenchTask("default", "HPO rare diseases as hpo, with the default graph prototype, which matches "
                                "sentences with findings (eval.prototype: set_match)",
                                prototype_reads_graph=True, hpo_two_labels=True),
