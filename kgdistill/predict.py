@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .data.modalities import MODALITY_READERS, split_sentences
-from .data.prepare import PreparedModality
+from .data.prepare import MAX_ITEMS, PreparedModality
 from .encoders import build_encoder
 from .encoders.text_embedder import TextEmbedder
 from .errors import DataError, RunDirError
@@ -56,7 +56,13 @@ class Predictor:
         self.seen = extra["seen"].bool()
         self.prototype_concepts = extra.get("prototype_concepts")
         links = {k.split(".", 1)[1]: v for k, v in extra.items() if k.startswith("concept_links.")}
-        self.concept_links = ConceptLinks.from_tensors(links) if links else None
+        self.concept_links = None
+        if links:
+            if set(links) != {"emb", "concept", "weight", "num_concepts"} \
+                    or int(links["num_concepts"]) != len(self.candidates):
+                raise RunDirError("concept links do not match the candidates (damaged checkpoint)",
+                                  source=str(rd.checkpoints / "concepts.safetensors"))
+            self.concept_links = ConceptLinks.from_tensors(links)
         cal = rd.read_json("calibration.json").get(method, {})
         try:
             self.calibration = Calibration(**cal)
@@ -114,7 +120,7 @@ class Predictor:
 
     # ------------------------------------------------------------------ text
     def _text_inputs(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
-        per = [split_sentences(t) for t in texts]
+        per = [split_sentences(t)[:MAX_ITEMS] for t in texts]  # what the model read in training
         uniq: dict[str, int] = {}
         rows = [[uniq.setdefault(s, len(uniq)) for s in sents] for sents in per]
         table = torch.from_numpy(self.embedder.embed(list(uniq)))

@@ -197,6 +197,7 @@ def test_each_prototype_through_the_pipeline_and_the_predictor(tmp_path, tiny_co
 
     p = Predictor.from_run_dir(rd)
     assert (p.concept_links is not None) == (prototype == "set_match")
+    assert p.calibration.beta > 0  # the prototype is part of the scores compared below
     with open(rd / "data" / "samples.tsv", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     notes = (rd / "data" / "note.txt").read_text().splitlines()

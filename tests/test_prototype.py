@@ -36,8 +36,9 @@ def test_batches_and_padding_do_not_change_scores():
     table = torch.randn(30, 2, generator=rng)
     x = torch.randint(0, 30, (9, 5), generator=rng)
     x[::2, 3:] = -1
-    full = links().set_match(x, table, batch_size=64)
-    assert torch.allclose(full, links().set_match(x, table, batch_size=2), atol=1e-6)
+    full = links().set_match(x, table)
+    assert torch.allclose(full, links().set_match(x, table, max_elements=2 * 5 * 3), atol=1e-6)  # 2 samples a batch
+    assert torch.allclose(full, links().set_match(x, table, max_elements=1), atol=1e-6)          # 1 sample a batch
     assert torch.allclose(full[:1], links().set_match(x[:1, :3], table), atol=1e-6)  # padding is ignored
 
 
@@ -47,8 +48,9 @@ def test_links_from_a_graph_and_back_through_tensors():
         b.add_node(n, n)
     b.add_edge("D1", "P1", "has_phenotype", weight=0.5)
     b.add_edge("D1", "P2", "has_phenotype", weight=1.0)
+    b.add_edge("D2", "P1", "has_phenotype", weight=0.0)          # no evidence: left out
     kg = b.build()
-    name_emb = torch.eye(4)[:, :4]
+    name_emb = torch.eye(4)
     cand = np.array([kg.index["D1"], kg.index["D2"]])
     ln = ConceptLinks.from_graph(kg, cand, name_emb)
     assert ln.concept.tolist() == [0, 0, 1]                     # D2 links to nothing: its own name
@@ -56,6 +58,6 @@ def test_links_from_a_graph_and_back_through_tensors():
     back = ConceptLinks.from_tensors(ln.tensors())
     x, table = torch.tensor([[0, 1]]), torch.randn(2, 4)
     assert torch.equal(back.set_match(x, table), ln.set_match(x, table))
-    # the same links as the mean prototype reads
+    # the same weighted links as the mean prototype reads (for weights >= 0)
     mean = torch.zeros(2, 4).index_add_(0, ln.concept, ln.weight.unsqueeze(1) * ln.emb)
     assert torch.allclose(torch.nn.functional.normalize(mean, dim=-1), concept_text_prototypes(kg, cand, name_emb))

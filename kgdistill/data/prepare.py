@@ -34,8 +34,11 @@ def _pad(rows: list[list[int]], width: int | None = None) -> torch.Tensor:
     return out
 
 
+MAX_ITEMS = 32  # findings or sentences read per sample, in training and in prediction alike
+
+
 def prepare_modality(mod: Modality, *, graph: KnowledgeGraph, node_features: torch.Tensor, embedder,
-                     train_idx: np.ndarray, max_items: int = 32) -> PreparedModality:
+                     train_idx: np.ndarray, max_items: int = MAX_ITEMS) -> PreparedModality:
     if mod.kind == "concept_set":
         rows = [[graph.index[c] for c in items] for items in mod.values]
         return PreparedModality(mod.name, mod.kind, _pad(rows, max_items), {"node_features": node_features})

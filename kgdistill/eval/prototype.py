@@ -58,8 +58,8 @@ def centroid_scores(x_train: torch.Tensor, y_train: torch.Tensor, x_eval: torch.
 
 class ConceptLinks:
     """Each candidate's linked findings as unit vectors in the text space, flattened: ``emb`` [L, E],
-    ``concept`` [L] (which candidate), ``weight`` [L] (annotation frequency).  A candidate that links to
-    nothing links to its own name."""
+    ``concept`` [L] (which candidate), ``weight`` [L] (annotation frequency).  Links of weight <= 0 carry no
+    evidence and are left out; a candidate left with no link links to its own name."""
 
     def __init__(self, emb: torch.Tensor, concept: torch.Tensor, weight: torch.Tensor, num_concepts: int):
         self.emb = nn.functional.normalize(emb.float(), dim=-1)
@@ -85,24 +85,31 @@ class ConceptLinks:
         return cls(t["emb"], t["concept"], t["weight"], int(t["num_concepts"]))
 
     @torch.no_grad()
-    def set_match(self, x: torch.Tensor, table: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    def set_match(self, x: torch.Tensor, table: torch.Tensor, max_elements: int = 1 << 23) -> torch.Tensor:
         """[n, K] scores of samples ``x`` (rows of sentence indices into ``table``, -1 padding): the mean over
         the sample's sentences of the best cosine with one of the concept's findings, plus the
-        frequency-weighted mean over the concept's findings of the best cosine with one of the sentences."""
+        frequency-weighted mean over the concept's findings of the best cosine with one of the sentences.
+        Samples go in batches of at most ``max_elements`` sentence-finding pairs (about 8 bytes each at peak);
+        the result is on ``table``'s device."""
+        dev = table.device
         table = nn.functional.normalize(table.float(), dim=-1)
-        out = torch.empty(len(x), self.num_concepts)
-        k, idx = self.num_concepts, self.concept
+        emb, idx, weight, weight_sum = (t.to(dev) for t in (self.emb, self.concept, self.weight, self.weight_sum))
+        x = x.to(dev)
+        k = self.num_concepts
+        out = torch.empty(len(x), k, device=dev)
+        batch_size = max(1, max_elements // max(1, x.shape[1] * len(idx)))
         for s in range(0, len(x), batch_size):
             xb = x[s:s + batch_size]
             mask = xb >= 0                                               # [B, n]
-            sims = table[xb.clamp_min(0)] @ self.emb.T                   # [B, n, L]
+            sims = table[xb.clamp_min(0)] @ emb.T                        # [B, n, L]
             b, n, _ = sims.shape
             # each sentence: its best finding of every concept, averaged over the sentences
-            best_finding = torch.full((b, n, k), -2.0).scatter_reduce_(2, idx.expand(b, n, -1), sims, "amax")
+            best_finding = torch.full((b, n, k), -2.0, device=dev).scatter_reduce_(2, idx.expand(b, n, -1), sims,
+                                                                                   "amax")
             per_sentence = (best_finding * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
             # each finding: its best sentence, weighted by frequency within the concept
             best_sentence = sims.masked_fill(~mask.unsqueeze(-1), -2.0).amax(1)      # [B, L]
-            best_sentence = torch.where(mask.any(1, keepdim=True), best_sentence, torch.zeros(()))
-            per_finding = torch.zeros(b, k).index_add_(1, idx, best_sentence * self.weight) / self.weight_sum
+            best_sentence = torch.where(mask.any(1, keepdim=True), best_sentence, torch.zeros((), device=dev))
+            per_finding = torch.zeros(b, k, device=dev).index_add_(1, idx, best_sentence * weight) / weight_sum
             out[s:s + batch_size] = per_sentence + per_finding
         return out
