@@ -23,7 +23,7 @@ import torch
 from .config import RunConfig
 from .eval.calibration import Calibration, calibrations_from_json, calibrations_to_json, choose_calibration
 from .eval.metrics import grouped_metrics, harmonic_mean, mistake_severity
-from .eval.prototype import centroid_scores
+from .eval.prototype import centroid_scores, text_prototype_scores
 from .errors import RunDirError, TrainingInterrupted
 from .run_dir import RunDir, write_json_atomic
 from .task import Task, build_task
@@ -39,10 +39,9 @@ KG_GUIDED = "kg_guided"
 
 
 def prototype_scores(task: Task, idx: np.ndarray) -> torch.Tensor:
-    if task.concept_links is not None:
-        return task.concept_links.set_match(task.student.x[torch.as_tensor(idx)], task.student.tables["sentences"])
     if task.prototype_concepts is not None:
-        return task.prototype_inputs[torch.as_tensor(idx)] @ task.prototype_concepts.T
+        return text_prototype_scores(task.student.x[torch.as_tensor(idx)], task.student.tables["sentences"],
+                                     task.prototype_concepts, task.concept_links)
     tr = task.idx("train")
     lab = tr[(task.y[tr] >= 0) & task.ds.student_labelled[tr]]
     return centroid_scores(task.student.x[lab], torch.as_tensor(task.y[lab]), task.student.x[idx], task.num_candidates)

@@ -19,7 +19,7 @@ from .encoders import build_encoder
 from .encoders.text_embedder import TextEmbedder
 from .errors import DataError, RunDirError
 from .eval.calibration import Calibration
-from .eval.prototype import ConceptLinks, mean_item_embedding
+from .eval.prototype import ConceptLinks, text_prototype_scores
 from .graph.loader import load_graph
 from .run_dir import RunDir
 from .train.checkpoint import load_state, load_tensors
@@ -152,11 +152,8 @@ class Predictor:
     def predict_texts(self, texts: Sequence[str], top_k: int = 10) -> list[list[Prediction]]:
         x, table, per = self._checked_text_inputs(texts)
         z = self._student_vectors(x, table)
-        proto = None
-        if self.concept_links is not None:
-            proto = self.concept_links.set_match(x, table)
-        elif self.prototype_concepts is not None:
-            proto = mean_item_embedding(x, table) @ self.prototype_concepts.T
+        proto = None if self.prototype_concepts is None else text_prototype_scores(
+            x, table, self.prototype_concepts, self.concept_links)
         scores = self.calibration.apply(z @ self.concepts.T, self.seen, proto)
         return [self._rank(scores[i], top_k, per[i], table[x[i][x[i] >= 0]]) for i in range(len(per))]
 

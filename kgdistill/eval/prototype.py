@@ -35,6 +35,16 @@ def concept_text_prototypes(kg: KnowledgeGraph, candidate_nodes: np.ndarray, nam
     return nn.functional.normalize(acc, dim=-1)
 
 
+def text_prototype_scores(x: torch.Tensor, table: torch.Tensor, concepts: torch.Tensor,
+                          links: "ConceptLinks | None") -> torch.Tensor:
+    """[n, K] prototype scores of notes ``x`` (sentence indices into ``table``): set matching when the run has
+    ``links`` (``eval.prototype: set_match``), else the mean embedding against the mean prototypes ``concepts``.
+    The one place evaluation and prediction both score the prototype."""
+    if links is not None:
+        return links.set_match(x, table)
+    return mean_item_embedding(x, table) @ concepts.T
+
+
 def mean_item_embedding(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """Mean of each sample's item vectors (sentences of a note), L2-normalised."""
     mask = (x >= 0).unsqueeze(-1).float()
