@@ -234,7 +234,19 @@ class EvalConfig(Strict):
     top_k: list[Annotated[int, Field(ge=1)]] = Field([1, 10], min_length=1)
     # how a text note is compared with a concept's linked findings: the training-free baseline and the
     # fusion signal (eval/prototype.py)
-    prototype: Literal["mean", "set_match"] = "mean"
+    prototype: str = "mean"
+    prototype_params: dict[str, float] = {}   # the prototype's own settings, e.g. likelihood's temperature
+
+    @model_validator(mode="after")
+    def _known_prototype(self) -> "EvalConfig":
+        """A misspelt prototype or a bad setting fails at load, naming what is accepted."""
+        from .eval.prototype import PROTOTYPES
+
+        try:
+            PROTOTYPES.get(self.prototype).check_params(**self.prototype_params)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
     plots: bool = True
     export_top_k: int = Field(5, ge=1)
 

@@ -23,7 +23,7 @@ import torch
 from .config import RunConfig
 from .eval.calibration import Calibration, calibrations_from_json, calibrations_to_json, choose_calibration
 from .eval.metrics import grouped_metrics, harmonic_mean, mistake_severity
-from .eval.prototype import centroid_scores, text_prototype_scores
+from .eval.prototype import centroid_scores
 from .errors import RunDirError, TrainingInterrupted
 from .run_dir import RunDir, write_json_atomic
 from .task import Task, build_task
@@ -39,9 +39,8 @@ KG_GUIDED = "kg_guided"
 
 
 def prototype_scores(task: Task, idx: np.ndarray) -> torch.Tensor:
-    if task.prototype_concepts is not None:
-        return text_prototype_scores(task.student.x[torch.as_tensor(idx)], task.student.tables["sentences"],
-                                     task.prototype_concepts, task.concept_links)
+    if task.prototype is not None:
+        return task.prototype.scores(task.student.x[torch.as_tensor(idx)], task.student.tables["sentences"]).cpu()
     tr = task.idx("train")
     lab = tr[(task.y[tr] >= 0) & task.ds.student_labelled[tr]]
     return centroid_scores(task.student.x[lab], torch.as_tensor(task.y[lab]), task.student.x[idx], task.num_candidates)
@@ -68,7 +67,7 @@ def calibrate(cfg: RunConfig, task: Task, device, log_dir: Path | None, progress
     va = task.idx("val")
     va = va[task.seen[task.y[va]]]  # only seen concepts' patients: real unseen concepts are never tuned on
     scores = score_samples(task, fitted, va, device)
-    proto = prototype_scores(task, va) if task.prototype_concepts is not None else None
+    proto = prototype_scores(task, va) if task.prototype is not None else None
     y = torch.as_tensor(task.y[va])
     tm, hm = torch.as_tensor(trained), torch.as_tensor(held)
     out: dict[str, Calibration] = {}
@@ -99,7 +98,7 @@ def evaluate(cfg: RunConfig, task: Task, fitted: Fitted, cal: dict[str, Calibrat
     for m, s in final.items():
         g = grouped_metrics(s, y, seen, top_k)
         entry = {k: v for k, v in g.items() if k in ("seen", "unseen", "all")}
-        if m == PROTOTYPE and task.prototype_concepts is None:
+        if m == PROTOTYPE and task.prototype is None:
             entry.pop("unseen", None)  # nearest centroid cannot rank unseen concepts
         entry["mistake_severity"] = mistake_severity(s, y, sim)["mean"]
         if "seen" in entry and "unseen" in entry:
@@ -173,10 +172,8 @@ def save_checkpoints(rd: RunDir, task: Task, fitted: Fitted, cal: dict[str, Cali
                      | {f"concepts.{k}": v for k, v in src.state_dict().items()},
                      rd.checkpoints / f"student_{name}.safetensors")
     extra = {"concepts": fitted.concepts, "seen": torch.as_tensor(task.seen)}
-    if task.prototype_concepts is not None:
-        extra["prototype_concepts"] = task.prototype_concepts
-    if task.concept_links is not None:
-        extra |= {f"concept_links.{k}": v for k, v in task.concept_links.tensors().items()}
+    if task.prototype is not None:
+        extra |= {f"prototype.{k}": v for k, v in task.prototype.tensors().items()}
     for k, v in task.student.tables.items():
         if k in ("mean", "std"):
             extra[f"student_input.{k}"] = v

@@ -19,7 +19,7 @@ from .encoders import build_encoder
 from .encoders.text_embedder import TextEmbedder
 from .errors import DataError, RunDirError
 from .eval.calibration import Calibration
-from .eval.prototype import ConceptLinks, text_prototype_scores
+from .eval.prototype import PROTOTYPES, ConceptLinks, MeanPrototype, TextPrototype
 from .graph.loader import load_graph
 from .run_dir import RunDir
 from .train.checkpoint import load_state, load_tensors
@@ -54,15 +54,7 @@ class Predictor:
         self.candidates = (rd.checkpoints / "candidates.txt").read_text(encoding="utf-8").split()
         extra = load_tensors(rd.checkpoints / "concepts.safetensors")
         self.seen = extra["seen"].bool()
-        self.prototype_concepts = extra.get("prototype_concepts")
-        links = {k.split(".", 1)[1]: v for k, v in extra.items() if k.startswith("concept_links.")}
-        self.concept_links = None
-        if links:
-            if set(links) != {"emb", "concept", "weight", "num_concepts"} \
-                    or int(links["num_concepts"]) != len(self.candidates):
-                raise RunDirError("concept links do not match the candidates (damaged checkpoint)",
-                                  source=str(rd.checkpoints / "concepts.safetensors"))
-            self.concept_links = ConceptLinks.from_tensors(links)
+        self.prototype = self._saved_prototype(extra, rd.checkpoints / "concepts.safetensors")
         cal = rd.read_json("calibration.json").get(method, {})
         try:
             self.calibration = Calibration(**cal)
@@ -84,6 +76,27 @@ class Predictor:
     @classmethod
     def from_run_dir(cls, path: str | Path, method: str = "kg_guided") -> "Predictor":
         return cls(RunDir.open(path), method)
+
+    def _saved_prototype(self, extra: dict[str, torch.Tensor], path: Path) -> TextPrototype | None:
+        """The run's graph prototype (``prototype.*``); runs saved before it had one key read as they ran:
+        ``concept_links.*`` (set matching) or ``prototype_concepts`` (mean)."""
+        saved = {k.split(".", 1)[1]: v for k, v in extra.items() if k.startswith("prototype.")}
+        links = {k.split(".", 1)[1]: v for k, v in extra.items() if k.startswith("concept_links.")}
+        try:
+            if saved:
+                proto = PROTOTYPES.get(self.cfg.eval.prototype).from_tensors(saved)
+            elif links:
+                proto = ConceptLinks.from_tensors(links)
+            elif "prototype_concepts" in extra:
+                proto = MeanPrototype(extra["prototype_concepts"])
+            else:
+                return None
+        except (KeyError, RuntimeError, ValueError, IndexError):
+            proto = None
+        if proto is None or proto.num_concepts != len(self.candidates):
+            raise RunDirError(f"the saved {self.cfg.eval.prototype} prototype does not match the candidates "
+                              "(damaged checkpoint)", source=str(path))
+        return proto
 
     def _student_kind(self) -> str:
         import yaml
@@ -152,8 +165,7 @@ class Predictor:
     def predict_texts(self, texts: Sequence[str], top_k: int = 10) -> list[list[Prediction]]:
         x, table, per = self._checked_text_inputs(texts)
         z = self._student_vectors(x, table)
-        proto = None if self.prototype_concepts is None else text_prototype_scores(
-            x, table, self.prototype_concepts, self.concept_links)
+        proto = None if self.prototype is None else self.prototype.scores(x, table)
         scores = self.calibration.apply(z @ self.concepts.T, self.seen, proto)
         return [self._rank(scores[i], top_k, per[i], table[x[i][x[i] >= 0]]) for i in range(len(per))]
 

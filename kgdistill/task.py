@@ -18,7 +18,7 @@ from .data.prepare import PreparedModality, prepare_modality
 from .encoders.text_embedder import TextEmbedder
 from .errors import DataError
 from .eval.metrics import concept_similarity
-from .eval.prototype import ConceptLinks, concept_text_prototypes
+from .eval.prototype import TextPrototype, build_text_prototype
 from .graph.kg import KnowledgeGraph
 from .graph.loader import load_graph
 
@@ -37,8 +37,7 @@ class Task:
     teacher: PreparedModality
     student: PreparedModality
     concept_sim: torch.Tensor          # [K, K] Jaccard of implication sets
-    prototype_concepts: torch.Tensor | None   # [K, E] mean text prototypes (text students only)
-    concept_links: ConceptLinks | None        # for eval.prototype: set_match (text students only)
+    prototype: TextPrototype | None    # the training-free graph prototype (eval.prototype; text students only)
     embedder: TextEmbedder
 
     @property
@@ -113,12 +112,10 @@ def build_task(cfg: RunConfig, workdir: Path, device: torch.device, progress: bo
             for name in dict.fromkeys([teacher_name, student_name])}
     student = prep[student_name]
     reach = kg.reachable(cand_nodes.tolist())
-    proto_c = links = None
+    prototype = None
     if student.kind == "text":
-        proto_c = concept_text_prototypes(kg, cand_nodes, name_emb)
-        if cfg.eval.prototype == "set_match":
-            links = ConceptLinks.from_graph(kg, cand_nodes, name_emb)
+        prototype = build_text_prototype(cfg.eval.prototype, kg, cand_nodes, name_emb, **cfg.eval.prototype_params)
     return Task(ds=ds, kg=kg, graph_data=kg.to_pyg(), node_features=node_features, name_emb=name_emb,
                 candidates=candidates, cand_nodes=cand_nodes, y=y, seen=seen, teacher=prep[teacher_name],
                 student=student, concept_sim=torch.from_numpy(concept_similarity(reach)),
-                prototype_concepts=proto_c, concept_links=links, embedder=embedder)
+                prototype=prototype, embedder=embedder)

@@ -181,7 +181,7 @@ def test_reduced_gnn_inputs_train_and_evaluate_again_from_checkpoints(tmp_path, 
     assert json.loads((tmp_path / "bad" / "run.json").read_text())["status"] == "failed"
 
 
-@pytest.mark.parametrize("prototype", ["set_match", "mean"])
+@pytest.mark.parametrize("prototype", ["likelihood", "set_match", "mean"])
 def test_each_prototype_through_the_pipeline_and_the_predictor(tmp_path, tiny_config_with, prototype):
     """eval.prototype through the real pipeline: the training-free baseline ranks unseen diseases, and the
     predictor (fed the test notes as plain text) ranks exactly as the run's evaluation did, fusion included."""
@@ -196,7 +196,7 @@ def test_each_prototype_through_the_pipeline_and_the_predictor(tmp_path, tiny_co
     assert m["methods"]["prototype"]["unseen"]["top1"] > m["chance_top1"]
 
     p = Predictor.from_run_dir(rd)
-    assert (p.concept_links is not None) == (prototype == "set_match")
+    assert p.prototype.registry_name == prototype
     assert p.calibration.beta > 0  # the prototype is part of the scores compared below
     with open(rd / "data" / "samples.tsv", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))

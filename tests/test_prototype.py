@@ -1,4 +1,4 @@
-"""The training-free graph prototype: set matching of sentences with a concept's linked findings, by hand."""
+"""The training-free graph prototypes (set matching, likelihood over the links), by hand."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from kgdistill.eval.prototype import ConceptLinks, concept_text_prototypes
+from kgdistill.errors import ConfigError
+from kgdistill.eval.prototype import PROTOTYPES, ConceptLinks, LinkLikelihood, concept_text_prototypes
 from kgdistill.graph.kg import GraphBuilder
 
 # four findings in a 2-d text space, at 0, 90, 180 and 45 degrees
@@ -61,3 +62,95 @@ def test_links_from_a_graph_and_back_through_tensors():
     # the same weighted links as the mean prototype reads (for weights >= 0)
     mean = torch.zeros(2, 4).index_add_(0, ln.concept, ln.weight.unsqueeze(1) * ln.emb)
     assert torch.allclose(torch.nn.functional.normalize(mean, dim=-1), concept_text_prototypes(kg, cand, name_emb))
+
+
+def likelihood_graph():
+    """D1 names P1 (weight 0.5) and P2 (weight 1); D2 names P3; P1 is_a P3."""
+    b = GraphBuilder("g")
+    for n in ("D1", "D2", "P1", "P2", "P3"):
+        b.add_node(n, n)
+    b.add_edge("D1", "P1", "has_phenotype", weight=0.5)
+    b.add_edge("D1", "P2", "has_phenotype", weight=1.0)
+    b.add_edge("D2", "P3", "has_phenotype", weight=1.0)
+    b.add_edge("P1", "P3", "is_a")
+    kg = b.build()
+    return kg, np.array([kg.index["D1"], kg.index["D2"]]), torch.eye(5)[[kg.index[n] for n in kg.ids]]
+
+
+def test_likelihood_by_hand():
+    kg, cand, name_emb = likelihood_graph()
+    lk = LinkLikelihood.from_graph(kg, cand, name_emb, temperature=0.5, floor=0.01, parent_share=0.2)
+    # vocabulary: P1, P2, P3 (the nodes that are not candidates).  D1: P1 keeps 0.8 of its 0.5 and gives 0.1 to
+    # its parent P3; P2 has no parent: over a total of 1.5 -> P1 0.4/1.5, P2 1/1.5, P3 0.1/1.5.  D2: P3 alone.
+    dense = lk.links.to_dense()
+    assert torch.allclose(dense, torch.tensor([[0.4 / 1.5, 1 / 1.5, 0.1 / 1.5], [0.0, 0.0, 1.0]]))
+    assert lk.emb.shape == (3, 5) and lk.num_concepts == 2
+    table = name_emb[[kg.index["P1"], kg.index["P2"]]]   # sentence 0 names P1, sentence 1 names P2
+    x = torch.tensor([[0, 1], [1, -1]])
+    s = lk.scores(x, table)
+    e2 = math.exp(2.0)                                    # cos 1 / temperature 0.5, against cos 0 for the others
+    q0 = torch.tensor([e2, 1.0, 1.0]) / (e2 + 2)          # sentence 0 over P1, P2, P3
+    q1 = torch.tensor([1.0, e2, 1.0]) / (e2 + 2)
+    lik = lambda q: torch.log(0.01 + dense @ q)          # noqa: E731  [D1, D2]
+    expected = torch.stack([(lik(q0) + lik(q1)) / 2, lik(q1)])
+    assert torch.allclose(s, expected, atol=1e-6)
+    assert s[0].argmax() == 0 and s[1].argmax() == 0      # P1 and P2 are D1's findings
+
+
+def test_likelihood_batches_padding_and_round_trip():
+    kg, cand, name_emb = likelihood_graph()
+    lk = LinkLikelihood.from_graph(kg, cand, name_emb)
+    rng = torch.Generator().manual_seed(0)
+    table = torch.randn(20, 5, generator=rng)
+    x = torch.randint(0, 20, (7, 4), generator=rng)
+    x[1::2, 2:] = -1
+    full = lk.scores(x, table)
+    assert torch.allclose(full, lk.scores(x, table, max_elements=1), atol=1e-6)
+    assert torch.allclose(full[:1], lk.scores(x[:1, :4], table), atol=1e-6)
+    assert torch.allclose(full[1:2], lk.scores(x[1:2, :2], table), atol=1e-6)   # padding is ignored
+    back = PROTOTYPES.get("likelihood").from_tensors(lk.tensors())
+    assert torch.equal(back.scores(x, table), full)
+
+
+@pytest.mark.parametrize("params, needle", [
+    ({"temprature": 0.1}, "prototype_params.temprature: not a setting of prototype 'likelihood' (accepted: "
+                          "temperature, floor, parent_share)"),
+    ({"floor": 0.0}, "prototype_params.floor: 0.0; expected a number > 0"),
+    ({"parent_share": 1.5}, "prototype_params.parent_share: 1.5; expected a number in [0, 1]"),
+])
+def test_bad_prototype_settings_fail_at_config_load(params, needle):
+    from kgdistill.config import load_config, packaged_config
+
+    sets = ["eval.prototype=likelihood"] + [f"eval.prototype_params.{k}={v}" for k, v in params.items()]
+    with pytest.raises(ConfigError) as exc:
+        load_config(packaged_config("quick"), sets)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(ConfigError, match=r"unknown prototype 'bayes'; expected one of: likelihood, mean, set_match"):
+        load_config(packaged_config("quick"), ["eval.prototype=bayes"])
+
+
+def test_the_predictor_reads_each_saved_prototype_and_refuses_a_damaged_one(tmp_path):
+    """Runs saved before the ``prototype.*`` key (``concept_links.*``, ``prototype_concepts``) read as they ran."""
+    from types import SimpleNamespace
+
+    from kgdistill.errors import RunDirError
+    from kgdistill.eval.prototype import MeanPrototype
+    from kgdistill.predict import Predictor
+
+    def read(kind: str, extra: dict, candidates=("D1", "D2")):
+        me = SimpleNamespace(cfg=SimpleNamespace(eval=SimpleNamespace(prototype=kind)), candidates=list(candidates))
+        return Predictor._saved_prototype(me, extra, tmp_path / "concepts.safetensors")
+
+    kg, cand, name_emb = likelihood_graph()
+    lk = LinkLikelihood.from_graph(kg, cand, name_emb)
+    got = read("likelihood", {f"prototype.{k}": v for k, v in lk.tensors().items()})
+    assert isinstance(got, LinkLikelihood) and torch.equal(got.links.to_dense(), lk.links.to_dense())
+    old_set_match = {f"concept_links.{k}": v for k, v in links().tensors().items()} | {"prototype_concepts": torch.eye(2)}
+    assert isinstance(read("set_match", old_set_match), ConceptLinks)
+    assert isinstance(read("mean", {"prototype_concepts": torch.eye(2)}), MeanPrototype)
+    assert read("mean", {"seen": torch.ones(2)}) is None          # not a text student
+    damaged = {f"prototype.{k}": v for k, v in lk.tensors().items() if k != "floor"}
+    with pytest.raises(RunDirError, match="saved likelihood prototype does not match the candidates"):
+        read("likelihood", damaged)
+    with pytest.raises(RunDirError, match="does not match the candidates"):
+        read("likelihood", {f"prototype.{k}": v for k, v in lk.tensors().items()}, candidates=("D1", "D2", "D3"))

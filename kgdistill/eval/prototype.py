@@ -1,23 +1,84 @@
-"""The training-free baseline: compare the input with each concept's linked findings.
+"""The training-free baseline: compare the input with each concept's linked findings in the graph.
 
-For text there are two ways (``eval.prototype``).  ``mean``: a note (mean of its
-sentence embeddings) is compared with each concept's prototype, the frequency-weighted
-mean of the name embeddings of the concepts it links to in the graph (a disease's
-phenotypes), or its own name when it links to nothing.  ``set_match``: each sentence is
-matched with its closest linked finding and each finding with its closest sentence
-(:class:`ConceptLinks`), so the words every sentence shares ("the patient presents
-with") no longer dilute the comparison.  Either needs no labels, so it ranks unseen
-concepts as well as seen ones.
-For other modalities there is no shared text space; the baseline is the nearest
-centroid of the few labelled student samples, which cannot rank unseen concepts.
+For text there are three ways (``eval.prototype``, one :class:`TextPrototype` each, in ``PROTOTYPES``).
+``mean``: a note (mean of its sentence embeddings) against each concept's prototype, the frequency-weighted
+mean of the name embeddings of the concepts it links to (a disease's phenotypes), or its own name when it
+links to nothing.  ``set_match``: each sentence is matched with its closest linked finding and each finding
+with its closest sentence, so the words every sentence shares ("the patient presents with") no longer dilute
+the comparison.  ``likelihood``: each sentence is read as a distribution over the graph's findings, and a
+concept scores the mean log-probability that it produced the note's sentences (a naive Bayes over its links,
+as phenotype-driven diagnosis tools rank diseases), so a finding the concept does not explain costs it.
+None needs labels, so each ranks unseen concepts as well as seen ones.
+For other modalities there is no shared text space; the baseline is the nearest centroid of the few labelled
+student samples, which cannot rank unseen concepts.
 """
 from __future__ import annotations
+
+import inspect
+import math
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..graph.kg import KnowledgeGraph
+from ..registry import Registry
+
+
+class TextPrototype:
+    """Scores notes against every candidate from the graph alone; saved with a run so prediction scores as
+    evaluation did."""
+
+    num_concepts: int
+
+    @classmethod
+    def from_graph(cls, kg: KnowledgeGraph, candidate_nodes: np.ndarray, name_emb: torch.Tensor,
+                   **params: Any) -> "TextPrototype":
+        raise NotImplementedError
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, torch.Tensor]) -> "TextPrototype":
+        raise NotImplementedError
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    @classmethod
+    def check_params(cls, **params: float) -> None:
+        """ConfigError naming the first of ``params`` (``eval.prototype_params``) that :meth:`from_graph`
+        does not accept or whose value is out of range."""
+        accepted = [p for p in inspect.signature(cls.from_graph).parameters
+                    if p not in ("kg", "candidate_nodes", "name_emb", "params")]
+        for key, value in params.items():
+            if key not in accepted:
+                raise ConfigError(f"prototype_params.{key}: not a setting of prototype {cls.registry_name!r} "
+                                  f"(accepted: {', '.join(accepted) or 'none'})")
+            if not math.isfinite(value):
+                raise ConfigError(f"prototype_params.{key}: {value}; expected a finite number")
+
+    def scores(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """[n, K] scores of notes ``x`` (rows of sentence indices into ``table``, -1 padding), on ``table``'s
+        device."""
+        raise NotImplementedError
+
+
+PROTOTYPES: Registry[type[TextPrototype]] = Registry("prototype")
+
+
+def _links(kg: KnowledgeGraph, candidate_nodes: np.ndarray) -> list[tuple[int, int, float]]:
+    """(candidate index, linked node, weight) of every out-link of weight > 0; a candidate left with no link
+    links to its own node."""
+    pos = {int(n): i for i, n in enumerate(candidate_nodes)}
+    src, dst, w = kg.edge_src.tolist(), kg.edge_dst.tolist(), kg.edge_weight.tolist()
+    links = [(pos[s], d, x) for s, d, x in zip(src, dst, w) if s in pos and x > 0]
+    linked = {c for c, _, _ in links}
+    return links + [(i, int(n), 1.0) for i, n in enumerate(candidate_nodes) if i not in linked]
+
+
+def _batch_size(per_sample: int, max_elements: int) -> int:
+    return max(1, max_elements // max(1, per_sample))
 
 
 def concept_text_prototypes(kg: KnowledgeGraph, candidate_nodes: np.ndarray, name_emb: torch.Tensor) -> torch.Tensor:
@@ -35,21 +96,176 @@ def concept_text_prototypes(kg: KnowledgeGraph, candidate_nodes: np.ndarray, nam
     return nn.functional.normalize(acc, dim=-1)
 
 
-def text_prototype_scores(x: torch.Tensor, table: torch.Tensor, concepts: torch.Tensor,
-                          links: "ConceptLinks | None") -> torch.Tensor:
-    """[n, K] prototype scores of notes ``x`` (sentence indices into ``table``): set matching when the run has
-    ``links`` (``eval.prototype: set_match``), else the mean embedding against the mean prototypes ``concepts``.
-    The one place evaluation and prediction both score the prototype."""
-    if links is not None:
-        return links.set_match(x, table)
-    return mean_item_embedding(x, table) @ concepts.T
-
-
 def mean_item_embedding(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """Mean of each sample's item vectors (sentences of a note), L2-normalised."""
     mask = (x >= 0).unsqueeze(-1).float()
     v = (table[x.clamp_min(0)] * mask).sum(1) / mask.sum(1).clamp_min(1.0)
     return nn.functional.normalize(v, dim=-1)
+
+
+@PROTOTYPES.register("mean")
+class MeanPrototype(TextPrototype):
+    """The note's mean sentence embedding against each concept's mean linked-finding embedding."""
+
+    def __init__(self, concepts: torch.Tensor):
+        self.concepts = concepts.float()
+        self.num_concepts = self.concepts.shape[0]
+
+    @classmethod
+    def from_graph(cls, kg, candidate_nodes, name_emb, **params) -> "MeanPrototype":
+        return cls(concept_text_prototypes(kg, candidate_nodes, name_emb))
+
+    @classmethod
+    def from_tensors(cls, t) -> "MeanPrototype":
+        return cls(t["concepts"])
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"concepts": self.concepts}
+
+    def scores(self, x, table):
+        return mean_item_embedding(x.to(table.device), table) @ self.concepts.to(table.device).T
+
+
+@PROTOTYPES.register("set_match")
+class ConceptLinks(TextPrototype):
+    """Each candidate's linked findings as unit vectors in the text space, flattened: ``emb`` [L, E],
+    ``concept`` [L] (which candidate), ``weight`` [L] (annotation frequency).  Links of weight <= 0 carry no
+    evidence and are left out; a candidate left with no link links to its own name."""
+
+    def __init__(self, emb: torch.Tensor, concept: torch.Tensor, weight: torch.Tensor, num_concepts: int):
+        self.emb = nn.functional.normalize(emb.float(), dim=-1)
+        self.concept, self.weight, self.num_concepts = concept.long(), weight.float(), int(num_concepts)
+        self.weight_sum = torch.zeros(self.num_concepts).index_add_(0, self.concept, self.weight)
+
+    @classmethod
+    def from_graph(cls, kg, candidate_nodes, name_emb, **params) -> "ConceptLinks":
+        c, d, x = zip(*_links(kg, candidate_nodes))
+        return cls(name_emb[torch.tensor(d)], torch.tensor(c), torch.tensor(x), len(candidate_nodes))
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"emb": self.emb, "concept": self.concept, "weight": self.weight,
+                "num_concepts": torch.tensor(self.num_concepts)}
+
+    @classmethod
+    def from_tensors(cls, t) -> "ConceptLinks":
+        return cls(t["emb"], t["concept"], t["weight"], int(t["num_concepts"]))
+
+    def scores(self, x, table):
+        return self.set_match(x, table)
+
+    @torch.no_grad()
+    def set_match(self, x: torch.Tensor, table: torch.Tensor, max_elements: int = 1 << 23) -> torch.Tensor:
+        """The mean over the sample's sentences of the best cosine with one of the concept's findings, plus the
+        frequency-weighted mean over the concept's findings of the best cosine with one of the sentences.
+        Samples go in batches of at most ``max_elements`` sentence-finding pairs (about 8 bytes each at peak)."""
+        dev = table.device
+        table = nn.functional.normalize(table.float(), dim=-1)
+        emb, idx, weight, weight_sum = (t.to(dev) for t in (self.emb, self.concept, self.weight, self.weight_sum))
+        x = x.to(dev)
+        k = self.num_concepts
+        out = torch.empty(len(x), k, device=dev)
+        step = _batch_size(x.shape[1] * len(idx), max_elements)
+        for s in range(0, len(x), step):
+            xb = x[s:s + step]
+            mask = xb >= 0                                               # [B, n]
+            sims = table[xb.clamp_min(0)] @ emb.T                        # [B, n, L]
+            b, n, _ = sims.shape
+            # each sentence: its best finding of every concept, averaged over the sentences
+            best_finding = torch.full((b, n, k), -2.0, device=dev).scatter_reduce_(2, idx.expand(b, n, -1), sims,
+                                                                                   "amax")
+            per_sentence = (best_finding * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+            # each finding: its best sentence, weighted by frequency within the concept
+            best_sentence = sims.masked_fill(~mask.unsqueeze(-1), -2.0).amax(1)      # [B, L]
+            best_sentence = torch.where(mask.any(1, keepdim=True), best_sentence, torch.zeros((), device=dev))
+            per_finding = torch.zeros(b, k, device=dev).index_add_(1, idx, best_sentence * weight) / weight_sum
+            out[s:s + step] = per_sentence + per_finding
+        return out
+
+
+@PROTOTYPES.register("likelihood")
+class LinkLikelihood(TextPrototype):
+    """A naive Bayes over the graph's links.  Each sentence names one finding: ``softmax(cos / temperature)``
+    over the vocabulary ``emb`` [T, E] (every node that is not a candidate, so a sentence about a finding no
+    candidate links to finds its own term rather than a wrong one).  A concept names finding t with
+    probability ``links[k, t]``: its links' weights, normalised, with ``parent_share`` of each moved to the
+    finding's ``is_a`` parents (a note may name a less precise term).  Score: the mean over the note's
+    sentences of ``log(floor + P(sentence | concept))``; ``floor`` keeps one unexplained sentence (noise, a
+    negation) from ruling a concept out."""
+
+    def __init__(self, emb: torch.Tensor, links: torch.Tensor, temperature: float, floor: float):
+        self.emb = nn.functional.normalize(emb.float(), dim=-1)
+        self.links = links.coalesce().float()       # sparse [K, T], rows sum to 1
+        self.temperature, self.floor = float(temperature), float(floor)
+        self.num_concepts = self.links.shape[0]
+
+    @classmethod
+    def from_graph(cls, kg, candidate_nodes, name_emb, temperature: float = 0.05, floor: float = 1e-4,
+                   parent_share: float = 0.3) -> "LinkLikelihood":
+        cls.check_params(temperature=temperature, floor=floor, parent_share=parent_share)
+        links = _links(kg, candidate_nodes)
+        cand = {int(n) for n in candidate_nodes}
+        vocab = sorted({n for n in range(kg.num_nodes) if n not in cand} | {d for _, d, _ in links})
+        col = {n: j for j, n in enumerate(vocab)}
+        is_a = kg.relations.index("is_a") if "is_a" in kg.relations else -1
+        parents: dict[int, list[int]] = {}
+        for s, d, r in zip(kg.edge_src.tolist(), kg.edge_dst.tolist(), kg.edge_rel.tolist()):
+            if r == is_a and d in col:
+                parents.setdefault(s, []).append(d)
+        entries: list[tuple[int, int, float]] = []          # (candidate, vocabulary column, weight)
+        for c, d, w in links:
+            ps = parents.get(d, [])
+            share = parent_share if ps else 0.0
+            entries.append((c, col[d], w * (1.0 - share)))
+            entries += [(c, col[p], w * share / len(ps)) for p in ps]
+        rows, cols, vals = (torch.tensor(v) for v in zip(*entries))
+        total = torch.zeros(len(candidate_nodes)).index_add_(0, rows, vals.float())
+        p = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals / total[rows], (len(candidate_nodes), len(vocab)),
+                                    check_invariants=True)
+        return cls(name_emb[torch.tensor(vocab)], p, temperature, floor)
+
+    @classmethod
+    def check_params(cls, **params: float) -> None:
+        super().check_params(**params)
+        ranges = {"temperature": (lambda v: v > 0, "a number > 0"), "floor": (lambda v: v > 0, "a number > 0"),
+                  "parent_share": (lambda v: 0 <= v <= 1, "a number in [0, 1]")}
+        for key, (ok, expected) in ranges.items():
+            if key in params and not ok(params[key]):
+                raise ConfigError(f"prototype_params.{key}: {params[key]}; expected {expected}")
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"emb": self.emb, "links_index": self.links.indices(), "links_value": self.links.values(),
+                "num_concepts": torch.tensor(self.num_concepts),
+                "temperature": torch.tensor(self.temperature), "floor": torch.tensor(self.floor)}
+
+    @classmethod
+    def from_tensors(cls, t) -> "LinkLikelihood":
+        shape = (int(t["num_concepts"]), t["emb"].shape[0])
+        return cls(t["emb"], torch.sparse_coo_tensor(t["links_index"], t["links_value"], shape, check_invariants=True),
+                   float(t["temperature"]), float(t["floor"]))
+
+    @torch.no_grad()
+    def scores(self, x: torch.Tensor, table: torch.Tensor, max_elements: int = 1 << 23) -> torch.Tensor:
+        """Samples go in batches of at most ``max_elements`` sentence-term pairs."""
+        dev = table.device
+        table = nn.functional.normalize(table.float(), dim=-1)
+        emb, links = self.emb.to(dev), self.links.to(dev)                    # [K, T]
+        x = x.to(dev)
+        out = torch.empty(len(x), self.num_concepts, device=dev)
+        step = _batch_size(x.shape[1] * len(emb), max_elements)
+        for s in range(0, len(x), step):
+            xb = x[s:s + step]
+            mask = xb >= 0
+            names = torch.softmax(table[xb.clamp_min(0)] @ emb.T / self.temperature, dim=-1)   # [B, n, T]
+            b, n, t = names.shape
+            lik = torch.sparse.mm(links, names.reshape(b * n, t).T).T.reshape(b, n, -1)    # [B, n, K]
+            logp = torch.log(self.floor + lik) * mask.unsqueeze(-1)
+            out[s:s + step] = logp.sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+        return out
+
+
+def build_text_prototype(name: str, kg: KnowledgeGraph, candidate_nodes: np.ndarray, name_emb: torch.Tensor,
+                         **params: Any) -> TextPrototype:
+    return PROTOTYPES.get(name).from_graph(kg, candidate_nodes, name_emb, **params)
 
 
 def centroid_scores(x_train: torch.Tensor, y_train: torch.Tensor, x_eval: torch.Tensor, num_concepts: int) -> torch.Tensor:
@@ -64,62 +280,3 @@ def centroid_scores(x_train: torch.Tensor, y_train: torch.Tensor, x_eval: torch.
     scores = -torch.cdist(flat_ev, cent)
     floor = scores[:, have].min() - 1.0 if bool(have.any()) else torch.tensor(-1.0)
     return torch.where(have.unsqueeze(0), scores, floor)
-
-
-class ConceptLinks:
-    """Each candidate's linked findings as unit vectors in the text space, flattened: ``emb`` [L, E],
-    ``concept`` [L] (which candidate), ``weight`` [L] (annotation frequency).  Links of weight <= 0 carry no
-    evidence and are left out; a candidate left with no link links to its own name."""
-
-    def __init__(self, emb: torch.Tensor, concept: torch.Tensor, weight: torch.Tensor, num_concepts: int):
-        self.emb = nn.functional.normalize(emb.float(), dim=-1)
-        self.concept, self.weight, self.num_concepts = concept.long(), weight.float(), int(num_concepts)
-        self.weight_sum = torch.zeros(self.num_concepts).index_add_(0, self.concept, self.weight)
-
-    @classmethod
-    def from_graph(cls, kg: KnowledgeGraph, candidate_nodes: np.ndarray, name_emb: torch.Tensor) -> "ConceptLinks":
-        pos = {int(n): i for i, n in enumerate(candidate_nodes)}
-        src, dst, w = kg.edge_src.tolist(), kg.edge_dst.tolist(), kg.edge_weight.tolist()
-        links = [(pos[s], d, x) for s, d, x in zip(src, dst, w) if s in pos and x > 0]
-        linked = {c for c, _, _ in links}
-        links += [(i, int(n), 1.0) for i, n in enumerate(candidate_nodes) if i not in linked]
-        c, d, x = zip(*links)
-        return cls(name_emb[torch.tensor(d)], torch.tensor(c), torch.tensor(x), len(candidate_nodes))
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return {"emb": self.emb, "concept": self.concept, "weight": self.weight,
-                "num_concepts": torch.tensor(self.num_concepts)}
-
-    @classmethod
-    def from_tensors(cls, t: dict[str, torch.Tensor]) -> "ConceptLinks":
-        return cls(t["emb"], t["concept"], t["weight"], int(t["num_concepts"]))
-
-    @torch.no_grad()
-    def set_match(self, x: torch.Tensor, table: torch.Tensor, max_elements: int = 1 << 23) -> torch.Tensor:
-        """[n, K] scores of samples ``x`` (rows of sentence indices into ``table``, -1 padding): the mean over
-        the sample's sentences of the best cosine with one of the concept's findings, plus the
-        frequency-weighted mean over the concept's findings of the best cosine with one of the sentences.
-        Samples go in batches of at most ``max_elements`` sentence-finding pairs (about 8 bytes each at peak);
-        the result is on ``table``'s device."""
-        dev = table.device
-        table = nn.functional.normalize(table.float(), dim=-1)
-        emb, idx, weight, weight_sum = (t.to(dev) for t in (self.emb, self.concept, self.weight, self.weight_sum))
-        x = x.to(dev)
-        k = self.num_concepts
-        out = torch.empty(len(x), k, device=dev)
-        batch_size = max(1, max_elements // max(1, x.shape[1] * len(idx)))
-        for s in range(0, len(x), batch_size):
-            xb = x[s:s + batch_size]
-            mask = xb >= 0                                               # [B, n]
-            sims = table[xb.clamp_min(0)] @ emb.T                        # [B, n, L]
-            b, n, _ = sims.shape
-            # each sentence: its best finding of every concept, averaged over the sentences
-            best_finding = torch.full((b, n, k), -2.0, device=dev).scatter_reduce_(2, idx.expand(b, n, -1), sims,
-                                                                                   "amax")
-            per_sentence = (best_finding * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
-            # each finding: its best sentence, weighted by frequency within the concept
-            best_sentence = sims.masked_fill(~mask.unsqueeze(-1), -2.0).amax(1)      # [B, L]
-            best_sentence = torch.where(mask.any(1, keepdim=True), best_sentence, torch.zeros((), device=dev))
-            per_finding = torch.zeros(b, k, device=dev).index_add_(1, idx, best_sentence * weight) / weight_sum
-            out[s:s + batch_size] = per_sentence + per_finding
-        return out
