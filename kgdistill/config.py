@@ -236,19 +236,42 @@ class EvalConfig(Strict):
     # fusion signal (eval/prototype.py)
     prototype: str = "mean"
     prototype_params: dict[str, float] = {}   # the prototype's own settings, e.g. likelihood's temperature
+    plots: bool = True
+    export_top_k: int = Field(5, ge=1)
 
-    @model_validator(mode="after")
-    def _known_prototype(self) -> "EvalConfig":
-        """A misspelt prototype or a bad setting fails at load, naming what is accepted."""
+    @field_validator("prototype")
+    @classmethod
+    def _known_prototype(cls, v: str) -> str:
+        """A misspelt prototype fails at load, naming the registered ones."""
         from .eval.prototype import PROTOTYPES
 
         try:
-            PROTOTYPES.get(self.prototype).check_params(**self.prototype_params)
+            PROTOTYPES.get(v)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        return self
-    plots: bool = True
-    export_top_k: int = Field(5, ge=1)
+        return v.lower()
+
+    @field_validator("prototype_params", mode="before")
+    @classmethod
+    def _no_booleans(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for key, value in v.items():
+                if isinstance(value, bool):
+                    raise ValueError(f"{key}: {value}; expected a number")
+        return v
+
+    @field_validator("prototype_params")
+    @classmethod
+    def _prototype_settings(cls, v: dict[str, float], info) -> dict[str, float]:
+        """A setting the chosen prototype does not take, or a value out of its range, fails at load."""
+        from .eval.prototype import PROTOTYPES
+
+        if "prototype" in info.data:  # else the prototype itself was rejected
+            try:
+                PROTOTYPES.get(info.data["prototype"]).check_params(**v)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return v
 
 
 class RunConfig(Strict):

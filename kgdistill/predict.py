@@ -17,7 +17,7 @@ from .data.modalities import MODALITY_READERS, split_sentences
 from .data.prepare import MAX_ITEMS, PreparedModality
 from .encoders import build_encoder
 from .encoders.text_embedder import TextEmbedder
-from .errors import DataError, RunDirError
+from .errors import ConfigError, DataError, RunDirError
 from .eval.calibration import Calibration
 from .eval.prototype import PROTOTYPES, ConceptLinks, MeanPrototype, TextPrototype
 from .graph.loader import load_graph
@@ -91,11 +91,12 @@ class Predictor:
                 proto = MeanPrototype(extra["prototype_concepts"])
             else:
                 return None
-        except (KeyError, RuntimeError, ValueError, IndexError):
-            proto = None
-        if proto is None or proto.num_concepts != len(self.candidates):
-            raise RunDirError(f"the saved {self.cfg.eval.prototype} prototype does not match the candidates "
-                              "(damaged checkpoint)", source=str(path))
+        except (KeyError, RuntimeError, ValueError, IndexError, ConfigError):
+            raise RunDirError(f"the saved {self.cfg.eval.prototype} prototype has missing or invalid tensors "
+                              "(damaged checkpoint)", source=str(path)) from None
+        if proto.num_concepts != len(self.candidates):
+            raise RunDirError(f"the saved {self.cfg.eval.prototype} prototype scores {proto.num_concepts} concepts, "
+                              f"the run has {len(self.candidates)} candidates (damaged checkpoint)", source=str(path))
         return proto
 
     def _student_kind(self) -> str:
@@ -165,6 +166,9 @@ class Predictor:
     def predict_texts(self, texts: Sequence[str], top_k: int = 10) -> list[list[Prediction]]:
         x, table, per = self._checked_text_inputs(texts)
         z = self._student_vectors(x, table)
+        if self.prototype is not None and self.prototype.dim != table.shape[1]:
+            raise RunDirError(f"the saved prototype reads {self.prototype.dim}-d text vectors, the text model gives "
+                              f"{table.shape[1]}-d (text.model_path changed since the run?)", source=str(self.rd.path))
         proto = None if self.prototype is None else self.prototype.scores(x, table)
         scores = self.calibration.apply(z @ self.concepts.T, self.seen, proto)
         return [self._rank(scores[i], top_k, per[i], table[x[i][x[i] >= 0]]) for i in range(len(per))]

@@ -205,3 +205,8 @@ def test_each_prototype_through_the_pipeline_and_the_predictor(tmp_path, tiny_co
     preds = p.predict_texts([n for n, _ in test], top_k=1)
     top1 = sum(res[0].concept_id == label for res, (_, label) in zip(preds, test)) / len(test)
     assert top1 == pytest.approx(m["methods"]["kg_guided"]["all"]["top1"], abs=1e-6)
+    from kgdistill.errors import RunDirError
+
+    p.prototype.dim += 1  # as if the run were read with another text model
+    with pytest.raises(RunDirError, match="text model gives"):
+        p.predict_texts([test[0][0]])

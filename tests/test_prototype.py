@@ -113,10 +113,11 @@ def test_likelihood_batches_padding_and_round_trip():
 
 
 @pytest.mark.parametrize("params, needle", [
-    ({"temprature": 0.1}, "prototype_params.temprature: not a setting of prototype 'likelihood' (accepted: "
+    ({"temprature": 0.1}, "eval.prototype_params: temprature: not a setting of prototype 'likelihood' (accepted: "
                           "temperature, floor, parent_share)"),
-    ({"floor": 0.0}, "prototype_params.floor: 0.0; expected a number > 0"),
-    ({"parent_share": 1.5}, "prototype_params.parent_share: 1.5; expected a number in [0, 1]"),
+    ({"floor": 0.0}, "eval.prototype_params: floor: 0.0; expected a number > 0"),
+    ({"parent_share": 1.5}, "eval.prototype_params: parent_share: 1.5; expected a number in [0, 1]"),
+    ({"floor": "true"}, "eval.prototype_params: floor: True; expected a number"),
 ])
 def test_bad_prototype_settings_fail_at_config_load(params, needle):
     from kgdistill.config import load_config, packaged_config
@@ -125,7 +126,8 @@ def test_bad_prototype_settings_fail_at_config_load(params, needle):
     with pytest.raises(ConfigError) as exc:
         load_config(packaged_config("quick"), sets)
     assert needle in str(exc.value) and "\n" not in str(exc.value)
-    with pytest.raises(ConfigError, match=r"unknown prototype 'bayes'; expected one of: likelihood, mean, set_match"):
+    with pytest.raises(ConfigError, match=r"eval\.prototype: unknown prototype 'bayes'; expected one of: likelihood, "
+                                          r"mean, set_match"):
         load_config(packaged_config("quick"), ["eval.prototype=bayes"])
 
 
@@ -149,8 +151,11 @@ def test_the_predictor_reads_each_saved_prototype_and_refuses_a_damaged_one(tmp_
     assert isinstance(read("set_match", old_set_match), ConceptLinks)
     assert isinstance(read("mean", {"prototype_concepts": torch.eye(2)}), MeanPrototype)
     assert read("mean", {"seen": torch.ones(2)}) is None          # not a text student
-    damaged = {f"prototype.{k}": v for k, v in lk.tensors().items() if k != "floor"}
-    with pytest.raises(RunDirError, match="saved likelihood prototype does not match the candidates"):
-        read("likelihood", damaged)
-    with pytest.raises(RunDirError, match="does not match the candidates"):
-        read("likelihood", {f"prototype.{k}": v for k, v in lk.tensors().items()}, candidates=("D1", "D2", "D3"))
+    saved = {f"prototype.{k}": v for k, v in lk.tensors().items()}
+    for damaged in ({k: v for k, v in saved.items() if k != "prototype.floor"},          # a tensor missing
+                    saved | {"prototype.temperature": torch.tensor(0.0)},                # a setting out of range
+                    saved | {"prototype.links_value": -saved["prototype.links_value"]}):  # not probabilities
+        with pytest.raises(RunDirError, match="saved likelihood prototype has missing or invalid tensors"):
+            read("likelihood", damaged)
+    with pytest.raises(RunDirError, match="prototype scores 2 concepts, the run has 3 candidates"):
+        read("likelihood", saved, candidates=("D1", "D2", "D3"))

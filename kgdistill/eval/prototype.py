@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..graph.inspect import HIERARCHY_RELATIONS
 from ..graph.kg import KnowledgeGraph
 from ..registry import Registry
 
@@ -32,6 +33,7 @@ class TextPrototype:
     evaluation did."""
 
     num_concepts: int
+    dim: int            # width of the text space it reads
 
     @classmethod
     def from_graph(cls, kg: KnowledgeGraph, candidate_nodes: np.ndarray, name_emb: torch.Tensor,
@@ -51,12 +53,13 @@ class TextPrototype:
         does not accept or whose value is out of range."""
         accepted = [p for p in inspect.signature(cls.from_graph).parameters
                     if p not in ("kg", "candidate_nodes", "name_emb", "params")]
+        name = getattr(cls, "registry_name", cls.__name__)
         for key, value in params.items():
             if key not in accepted:
-                raise ConfigError(f"prototype_params.{key}: not a setting of prototype {cls.registry_name!r} "
+                raise ConfigError(f"{key}: not a setting of prototype {name!r} "
                                   f"(accepted: {', '.join(accepted) or 'none'})")
             if not math.isfinite(value):
-                raise ConfigError(f"prototype_params.{key}: {value}; expected a finite number")
+                raise ConfigError(f"{key}: {value}; expected a finite number")
 
     def scores(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """[n, K] scores of notes ``x`` (rows of sentence indices into ``table``, -1 padding), on ``table``'s
@@ -109,7 +112,7 @@ class MeanPrototype(TextPrototype):
 
     def __init__(self, concepts: torch.Tensor):
         self.concepts = concepts.float()
-        self.num_concepts = self.concepts.shape[0]
+        self.num_concepts, self.dim = self.concepts.shape
 
     @classmethod
     def from_graph(cls, kg, candidate_nodes, name_emb, **params) -> "MeanPrototype":
@@ -135,6 +138,7 @@ class ConceptLinks(TextPrototype):
     def __init__(self, emb: torch.Tensor, concept: torch.Tensor, weight: torch.Tensor, num_concepts: int):
         self.emb = nn.functional.normalize(emb.float(), dim=-1)
         self.concept, self.weight, self.num_concepts = concept.long(), weight.float(), int(num_concepts)
+        self.dim = self.emb.shape[1]
         self.weight_sum = torch.zeros(self.num_concepts).index_add_(0, self.concept, self.weight)
 
     @classmethod
@@ -186,9 +190,10 @@ class ConceptLinks(TextPrototype):
 class LinkLikelihood(TextPrototype):
     """A naive Bayes over the graph's links.  Each sentence names one finding: ``softmax(cos / temperature)``
     over the vocabulary ``emb`` [T, E] (every node that is not a candidate, so a sentence about a finding no
-    candidate links to finds its own term rather than a wrong one).  A concept names finding t with
-    probability ``links[k, t]``: its links' weights, normalised, with ``parent_share`` of each moved to the
-    finding's ``is_a`` parents (a note may name a less precise term).  Score: the mean over the note's
+    candidate links to finds its own term rather than a wrong one, plus any candidate that is a link target,
+    e.g. one with no links, which links to itself).  A concept names finding t with probability
+    ``links[k, t]``: its links' weights, normalised, with ``parent_share`` of each moved to the finding's
+    parents along ``is_a`` or ``broader`` (a note may name a less precise term).  Score: the mean over the note's
     sentences of ``log(floor + P(sentence | concept))``; ``floor`` keeps one unexplained sentence (noise, a
     negation) from ruling a concept out."""
 
@@ -196,7 +201,7 @@ class LinkLikelihood(TextPrototype):
         self.emb = nn.functional.normalize(emb.float(), dim=-1)
         self.links = links.coalesce().float()       # sparse [K, T], rows sum to 1
         self.temperature, self.floor = float(temperature), float(floor)
-        self.num_concepts = self.links.shape[0]
+        self.num_concepts, self.dim = self.links.shape[0], self.emb.shape[1]
 
     @classmethod
     def from_graph(cls, kg, candidate_nodes, name_emb, temperature: float = 0.05, floor: float = 1e-4,
@@ -206,10 +211,10 @@ class LinkLikelihood(TextPrototype):
         cand = {int(n) for n in candidate_nodes}
         vocab = sorted({n for n in range(kg.num_nodes) if n not in cand} | {d for _, d, _ in links})
         col = {n: j for j, n in enumerate(vocab)}
-        is_a = kg.relations.index("is_a") if "is_a" in kg.relations else -1
+        hierarchy = {kg.relations.index(r) for r in HIERARCHY_RELATIONS if r in kg.relations}
         parents: dict[int, list[int]] = {}
         for s, d, r in zip(kg.edge_src.tolist(), kg.edge_dst.tolist(), kg.edge_rel.tolist()):
-            if r == is_a and d in col:
+            if r in hierarchy and d in col:
                 parents.setdefault(s, []).append(d)
         entries: list[tuple[int, int, float]] = []          # (candidate, vocabulary column, weight)
         for c, d, w in links:
@@ -230,7 +235,7 @@ class LinkLikelihood(TextPrototype):
                   "parent_share": (lambda v: 0 <= v <= 1, "a number in [0, 1]")}
         for key, (ok, expected) in ranges.items():
             if key in params and not ok(params[key]):
-                raise ConfigError(f"prototype_params.{key}: {params[key]}; expected {expected}")
+                raise ConfigError(f"{key}: {params[key]}; expected {expected}")
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"emb": self.emb, "links_index": self.links.indices(), "links_value": self.links.values(),
@@ -239,19 +244,22 @@ class LinkLikelihood(TextPrototype):
 
     @classmethod
     def from_tensors(cls, t) -> "LinkLikelihood":
+        cls.check_params(temperature=float(t["temperature"]), floor=float(t["floor"]))
+        if bool((t["links_value"] < 0).any()):
+            raise ValueError("negative link probabilities")
         shape = (int(t["num_concepts"]), t["emb"].shape[0])
         return cls(t["emb"], torch.sparse_coo_tensor(t["links_index"], t["links_value"], shape, check_invariants=True),
                    float(t["temperature"]), float(t["floor"]))
 
     @torch.no_grad()
     def scores(self, x: torch.Tensor, table: torch.Tensor, max_elements: int = 1 << 23) -> torch.Tensor:
-        """Samples go in batches of at most ``max_elements`` sentence-term pairs."""
+        """Samples go in batches of at most ``max_elements`` sentence-term (or sentence-concept) pairs."""
         dev = table.device
         table = nn.functional.normalize(table.float(), dim=-1)
         emb, links = self.emb.to(dev), self.links.to(dev)                    # [K, T]
         x = x.to(dev)
         out = torch.empty(len(x), self.num_concepts, device=dev)
-        step = _batch_size(x.shape[1] * len(emb), max_elements)
+        step = _batch_size(x.shape[1] * max(len(emb), self.num_concepts), max_elements)
         for s in range(0, len(x), step):
             xb = x[s:s + step]
             mask = xb >= 0
