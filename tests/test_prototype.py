@@ -126,9 +126,17 @@ def test_bad_prototype_settings_fail_at_config_load(params, needle):
     with pytest.raises(ConfigError) as exc:
         load_config(packaged_config("quick"), sets)
     assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_an_unknown_prototype_fails_at_config_load_naming_the_registered_ones():
+    from kgdistill.config import load_config, packaged_config
+
     with pytest.raises(ConfigError, match=r"eval\.prototype: unknown prototype 'bayes'; expected one of: likelihood, "
                                           r"mean, set_match"):
         load_config(packaged_config("quick"), ["eval.prototype=bayes"])
+    with pytest.raises(ConfigError, match=r"eval\.prototype_params: floor: not a setting of prototype 'set_match' "
+                                          r"\(accepted: none\)"):
+        load_config(packaged_config("quick"), ["eval.prototype=set_match", "eval.prototype_params.floor=0.1"])
 
 
 def test_the_predictor_reads_each_saved_prototype_and_refuses_a_damaged_one(tmp_path):

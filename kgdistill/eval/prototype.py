@@ -115,7 +115,7 @@ class MeanPrototype(TextPrototype):
         self.num_concepts, self.dim = self.concepts.shape
 
     @classmethod
-    def from_graph(cls, kg, candidate_nodes, name_emb, **params) -> "MeanPrototype":
+    def from_graph(cls, kg, candidate_nodes, name_emb) -> "MeanPrototype":
         return cls(concept_text_prototypes(kg, candidate_nodes, name_emb))
 
     @classmethod
@@ -142,7 +142,7 @@ class ConceptLinks(TextPrototype):
         self.weight_sum = torch.zeros(self.num_concepts).index_add_(0, self.concept, self.weight)
 
     @classmethod
-    def from_graph(cls, kg, candidate_nodes, name_emb, **params) -> "ConceptLinks":
+    def from_graph(cls, kg, candidate_nodes, name_emb) -> "ConceptLinks":
         c, d, x = zip(*_links(kg, candidate_nodes))
         return cls(name_emb[torch.tensor(d)], torch.tensor(c), torch.tensor(x), len(candidate_nodes))
 
