@@ -75,13 +75,30 @@ def train(config: Optional[Path] = typer.Argument(None, help="YAML configuration
 
 @app.command("eval")
 def eval_(run_dir: Path = typer.Argument(...), as_json: bool = typer.Option(False, "--json"),
-          device: str = typer.Option("cpu", "--device")):
-    """Re-score a finished run's test set from its checkpoints."""
+          device: Optional[str] = typer.Option(None, "--device", help="Default: cpu; with --out, the run's own "
+                                               "train.device."),
+          set_: List[str] = typer.Option([], "--set", help="Another eval.* setting, e.g. --set eval.prototype=mean "
+                                         "(needs --out)."),
+          out: Optional[Path] = typer.Option(None, "--out", help="Write a new complete run directory evaluated with "
+                                             "the --set settings; the trained models are reused."),
+          quiet: bool = typer.Option(False, "--quiet")):
+    """Re-score a finished run's test set from its checkpoints; with --set and --out, evaluate it again with
+    other settings (e.g. another graph prototype) into a new run directory, without training it again."""
+    from .errors import ConfigError
     from .eval.report import metrics_table
-    from .pipeline import evaluate_run
+    from .pipeline import evaluate_run, reevaluate_run
 
-    m = evaluate_run(run_dir, device)
+    if out is None:
+        if set_:
+            raise ConfigError("--set needs --out: evaluating with other settings writes a new run directory")
+        m = evaluate_run(run_dir, device or "cpu")
+    else:
+        rd = reevaluate_run(run_dir, out, set_, device_name=device, progress=not quiet,
+                            log=(lambda *_: None) if quiet else print)
+        m = rd.metrics()
     print(json.dumps(m, indent=2) if as_json else metrics_table(m))
+    if out is not None and not as_json:
+        print(f"\nrun directory: {out}")
 
 
 @app.command()

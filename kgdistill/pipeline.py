@@ -24,7 +24,7 @@ from .config import RunConfig
 from .eval.calibration import Calibration, calibrations_from_json, calibrations_to_json, choose_calibration
 from .eval.metrics import grouped_metrics, harmonic_mean, mistake_severity
 from .eval.prototype import centroid_scores
-from .errors import RunDirError, TrainingInterrupted
+from .errors import ConfigError, RunDirError, TrainingInterrupted
 from .run_dir import RunDir, write_json_atomic
 from .task import Task, build_task
 from .train.checkpoint import save_tensors
@@ -56,14 +56,18 @@ def choose_holdout(task: Task, fraction: float, seed: int) -> np.ndarray:
 
 
 def calibrate(cfg: RunConfig, task: Task, device, log_dir: Path | None, progress: bool,
-              state_dir: Path | None = None) -> dict[str, Calibration]:
-    """Per method: calibrated-stacking gamma (and fusion beta) chosen on held-out seen concepts."""
-    methods = {TEACHER: (True, False)} | {m: (c.calibrate, c.fusion) for m, c in cfg.student.methods.items()}
+              state_dir: Path | None = None, students: list[str] | None = None) -> dict[str, Calibration]:
+    """Per method: calibrated-stacking gamma (and fusion beta) chosen on held-out seen concepts.
+
+    ``students``: only these students (and the teacher, which they learn from); each is trained with its own
+    seed, so its calibration equals the one a pass over every method chooses."""
+    methods = {TEACHER: (True, False)} | {m: (c.calibrate, c.fusion) for m, c in cfg.student.methods.items()
+                                          if students is None or m in students}
     if not cfg.calibration.enabled or task.seen.sum() < 5 or task.seen.all():
         return {m: Calibration() for m in methods}
     held = choose_holdout(task, cfg.calibration.holdout_fraction, cfg.seed)
     trained = task.seen & ~held
-    fitted = fit_models(cfg, task, trained, device, log_dir, progress, state_dir=state_dir)
+    fitted = fit_models(cfg, task, trained, device, log_dir, progress, methods=students, state_dir=state_dir)
     va = task.idx("val")
     va = va[task.seen[task.y[va]]]  # only seen concepts' patients: real unseen concepts are never tuned on
     scores = score_samples(task, fitted, va, device)
@@ -163,7 +167,7 @@ def export_alignments(rd: RunDir, task: Task, fitted: Fitted, final: dict[str, t
             w.writerow([task.candidates[c], n, f"{t1:.4f}", f"{s1:.4f}"])
 
 
-def save_checkpoints(rd: RunDir, task: Task, fitted: Fitted, cal: dict[str, Calibration]) -> None:
+def save_models(rd: RunDir, fitted: Fitted) -> None:
     save_tensors({f"encoder.{k}": v for k, v in fitted.teacher.state_dict().items()}
                  | {f"gnn.{k}": v for k, v in fitted.teacher_concepts.gnn.state_dict().items()},
                  rd.checkpoints / "teacher.safetensors")
@@ -171,6 +175,11 @@ def save_checkpoints(rd: RunDir, task: Task, fitted: Fitted, cal: dict[str, Cali
         save_tensors({f"encoder.{k}": v for k, v in enc.state_dict().items()}
                      | {f"concepts.{k}": v for k, v in src.state_dict().items()},
                      rd.checkpoints / f"student_{name}.safetensors")
+
+
+def save_evaluation_state(rd: RunDir, task: Task, fitted: Fitted, cal: dict[str, Calibration]) -> None:
+    """What scoring needs beside the models: concept embeddings, the graph prototype, input scaling,
+    candidates and the chosen calibrations."""
     extra = {"concepts": fitted.concepts, "seen": torch.as_tensor(task.seen)}
     if task.prototype is not None:
         extra |= {f"prototype.{k}": v for k, v in task.prototype.tensors().items()}
@@ -208,62 +217,11 @@ def run_pipeline(cfg: RunConfig | None, out: str | Path, *, progress: bool = Tru
             return _run(cfg, rd, state, dist, device_name, progress, log)
 
 
-def _run(cfg: RunConfig, rd: RunDir, state: Path, dist, device_name: str, progress: bool, log) -> RunDir | None:
-    t0 = time.perf_counter()
+@contextlib.contextmanager
+def _marks_failure(rd: RunDir):
+    """A run that stops early is marked interrupted or failed (never complete), with how to continue."""
     try:
-        seed_everything(cfg.seed)
-        set_threads(cfg.train.num_threads)
-        device = pick_device(device_name)
-        log(f"[kgdistill] run {rd.info['run_id']} on {device}"
-            + (f" x {dist.world_size} ranks" if dist.enabled else "") + f" -> {rd.path}")
-        if not dist.is_main:
-            dist.barrier()  # rank 0 builds first, so the others find the text cache warm
-        task = build_task(cfg, rd.path, device, progress=progress)
-        if dist.is_main:
-            dist.barrier()
-        rd.update(graph_source=str(task.kg.source))
-        task.kg.save_csv(rd.path / "graph")
-        log(f"[kgdistill] {len(task.ds)} samples, {task.num_candidates} candidates "
-            f"({int(task.seen.sum())} seen, {int((~task.seen).sum())} unseen), graph {task.kg.num_nodes} nodes / "
-            f"{task.kg.num_edges} edges; text cache: {task.embedder.stats}")
-        t1 = time.perf_counter()
-        cal = _load_calibration(state / "calibration.json")
-        if cal is None:
-            cal = calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress, state / "calibration")
-            if dist.is_main:
-                state.mkdir(parents=True, exist_ok=True)
-                write_json_atomic(state / "calibration.json", calibrations_to_json(cal))
-        log(f"[kgdistill] calibration pass done in {time.perf_counter() - t1:.1f}s")
-        t2 = time.perf_counter()
-        fitted = fit_models(cfg, task, task.seen, device, rd.path / "logs", progress, state_dir=state / "final")
-        log(f"[kgdistill] final pass done in {time.perf_counter() - t2:.1f}s")
-        if not dist.is_main:
-            return None  # rank 0 evaluates and writes the results
-        methods, final = evaluate(cfg, task, fitted, cal, device)
-        metrics = {
-            "run_id": rd.info["run_id"], "dataset": task.ds.name, "num_candidates": task.num_candidates,
-            "num_seen": int(task.seen.sum()), "num_unseen": int((~task.seen).sum()),
-            "num_test": int(len(task.idx("test"))), "chance_top1": 1.0 / task.num_candidates,
-            "chance_top10": min(10, task.num_candidates) / task.num_candidates,
-            "methods": methods,
-            "training": {k: {"best_epoch": r.best_epoch, "best_val_mrr": r.best_val, "seconds": round(r.seconds, 2),
-                             "epochs_run": len(r.history)} for k, r in fitted.results.items()},
-            "device": str(device), "seconds": round(time.perf_counter() - t0, 1),
-        }
-        save_checkpoints(rd, task, fitted, cal)
-        z_t, z_s = sample_embeddings(task, fitted, task.idx("test"), KG_GUIDED, device)  # once, for both uses
-        export_alignments(rd, task, fitted, final, z_t, z_s, cfg.eval.export_top_k)
-        write_json_atomic(rd.path / "metrics.json", metrics)
-        from .eval.report import write_plots, write_report
-
-        if cfg.eval.plots:
-            write_plots(rd, task, fitted, z_t, z_s, KG_GUIDED)
-        write_report(rd, metrics)
-        rd.mark_complete()
-        if dist.is_main:
-            shutil.rmtree(state, ignore_errors=True)  # resume state is of no use once the run is complete
-        log(f"[kgdistill] complete in {time.perf_counter() - t0:.1f}s: {rd.path / 'report.md'}")
-        return rd
+        yield
     except TrainingInterrupted as exc:
         rd.mark_failed(f"{exc}; continue with: kgdistill train --resume {rd.path}", status="interrupted")
         raise TrainingInterrupted(f"{exc}; the run is marked interrupted; continue with: "
@@ -279,6 +237,137 @@ def _run(cfg: RunConfig, rd: RunDir, state: Path, dist, device_name: str, progre
     except BaseException as exc:
         rd.mark_failed(f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _build(cfg: RunConfig, rd: RunDir, device, progress: bool, log, dist=None) -> Task:
+    """The task, with the graph as loaded saved beside the run."""
+    if dist is not None and not dist.is_main:
+        dist.barrier()  # rank 0 builds first, so the others find the text cache warm
+    task = build_task(cfg, rd.path, device, progress=progress)
+    if dist is not None and dist.is_main:
+        dist.barrier()
+    rd.update(graph_source=str(task.kg.source))
+    task.kg.save_csv(rd.path / "graph")
+    log(f"[kgdistill] {len(task.ds)} samples, {task.num_candidates} candidates "
+        f"({int(task.seen.sum())} seen, {int((~task.seen).sum())} unseen), graph {task.kg.num_nodes} nodes / "
+        f"{task.kg.num_edges} edges; text cache: {task.embedder.stats}")
+    return task
+
+
+def _run(cfg: RunConfig, rd: RunDir, state: Path, dist, device_name: str, progress: bool, log) -> RunDir | None:
+    t0 = time.perf_counter()
+    with _marks_failure(rd):
+        seed_everything(cfg.seed)
+        set_threads(cfg.train.num_threads)
+        device = pick_device(device_name)
+        log(f"[kgdistill] run {rd.info['run_id']} on {device}"
+            + (f" x {dist.world_size} ranks" if dist.enabled else "") + f" -> {rd.path}")
+        task = _build(cfg, rd, device, progress, log, dist)
+        t1 = time.perf_counter()
+        cal = _load_calibration(state / "calibration.json")
+        if cal is None:
+            cal = calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress, state / "calibration")
+            if dist.is_main:
+                state.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(state / "calibration.json", calibrations_to_json(cal))
+        log(f"[kgdistill] calibration pass done in {time.perf_counter() - t1:.1f}s")
+        t2 = time.perf_counter()
+        fitted = fit_models(cfg, task, task.seen, device, rd.path / "logs", progress, state_dir=state / "final")
+        log(f"[kgdistill] final pass done in {time.perf_counter() - t2:.1f}s")
+        if not dist.is_main:
+            return None  # rank 0 evaluates and writes the results
+        save_models(rd, fitted)
+        training = {k: {"best_epoch": r.best_epoch, "best_val_mrr": r.best_val, "seconds": round(r.seconds, 2),
+                        "epochs_run": len(r.history)} for k, r in fitted.results.items()}
+        _finish(cfg, rd, task, fitted, cal, device, training, t0, log)
+        shutil.rmtree(state, ignore_errors=True)  # resume state is of no use once the run is complete
+        return rd
+
+
+def _finish(cfg: RunConfig, rd: RunDir, task: Task, fitted: Fitted, cal: dict[str, Calibration], device,
+            training: dict, t0: float, log, **extra) -> None:
+    """Evaluate the test set and write everything a complete run holds beside its models; mark it complete."""
+    methods, final = evaluate(cfg, task, fitted, cal, device)
+    metrics = {
+        "run_id": rd.info["run_id"], "dataset": task.ds.name, "num_candidates": task.num_candidates,
+        "num_seen": int(task.seen.sum()), "num_unseen": int((~task.seen).sum()),
+        "num_test": int(len(task.idx("test"))), "chance_top1": 1.0 / task.num_candidates,
+        "chance_top10": min(10, task.num_candidates) / task.num_candidates,
+        "methods": methods, "training": training, **extra,
+        "device": str(device), "seconds": round(time.perf_counter() - t0, 1),
+    }
+    save_evaluation_state(rd, task, fitted, cal)
+    z_t, z_s = sample_embeddings(task, fitted, task.idx("test"), KG_GUIDED, device)  # once, for both uses
+    export_alignments(rd, task, fitted, final, z_t, z_s, cfg.eval.export_top_k)
+    write_json_atomic(rd.path / "metrics.json", metrics)
+    from .eval.report import write_plots, write_report
+
+    if cfg.eval.plots:
+        write_plots(rd, task, fitted, z_t, z_s, KG_GUIDED)
+    write_report(rd, metrics)
+    rd.mark_complete()
+    log(f"[kgdistill] complete in {time.perf_counter() - t0:.1f}s: {rd.path / 'report.md'}")
+
+
+# settings a finished run can be evaluated again with, without training its models again
+REEVALUATION_KEYS = ("name", "eval")
+
+
+def training_difference(a: RunConfig, b: RunConfig) -> str | None:
+    """The first key outside ``REEVALUATION_KEYS`` where two configurations differ (None: same models)."""
+    from .run_dir import first_difference
+
+    da, db = a.with_absolute_paths().model_dump(mode="json"), b.with_absolute_paths().model_dump(mode="json")
+    for key in dict.fromkeys([*da, *db]):
+        if key not in REEVALUATION_KEYS and da.get(key) != db.get(key):
+            return first_difference(da.get(key), db.get(key), key)
+    return None
+
+
+def reevaluate_run(source: str | Path, out: str | Path, overrides: list[str] = (), *, cfg: RunConfig | None = None,
+                   device_name: str | None = None, progress: bool = True, log=print) -> RunDir:
+    """A new complete run that differs from a finished one only in ``eval.*`` settings (e.g. another graph
+    prototype).  The final models are reused; when the prototype changes, the fused methods' calibration is
+    chosen again, which retrains their calibration-pass models (and the teacher), with the run's seeds: the
+    result equals training the new configuration from scratch, for a fraction of the cost.
+
+    The new settings: ``overrides`` (``key=value``) applied to the run's config, or a whole ``cfg``."""
+    from .config import apply_overrides, read_yaml, validate_config
+    from .train.distill import load_fitted
+
+    src = RunDir.open(source)
+    old = src.config()
+    if cfg is None:
+        tree = apply_overrides(read_yaml(src.path / "config.yaml"), list(overrides))
+        cfg = validate_config(tree, source=f"{src.path / 'config.yaml'} with --set")
+    cfg = cfg.with_absolute_paths()
+    changed = training_difference(old, cfg)
+    if changed is not None:
+        raise ConfigError(f"--set {changed}: changes how the models are trained; a run can be evaluated again "
+                          "only with other name or eval.* settings (train a new run instead)")
+    t0 = time.perf_counter()
+    rd = RunDir.create(out, cfg)
+    rd.update(reevaluated_from=str(src.path.resolve()))
+    with _marks_failure(rd):
+        seed_everything(cfg.seed)
+        set_threads(cfg.train.num_threads)
+        device = pick_device(device_name or cfg.train.device)
+        log(f"[kgdistill] run {rd.info['run_id']}: {src.path} evaluated again on {device} -> {rd.path}")
+        task = _build(cfg, rd, device, progress, log)
+        cal = calibrations_from_json(src.read_json("calibration.json"))
+        fused = [m for m, c in cfg.student.methods.items() if c.fusion]
+        if fused and (old.eval.prototype, old.eval.prototype_params) != (cfg.eval.prototype, cfg.eval.prototype_params):
+            t1 = time.perf_counter()
+            cal |= {m: c for m, c in calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress,
+                                               students=fused).items() if m != TEACHER}
+            log(f"[kgdistill] calibration of {', '.join(fused)} chosen again in {time.perf_counter() - t1:.1f}s")
+        fitted = load_fitted(cfg, task, src.checkpoints)
+        for f in src.checkpoints.glob("*.safetensors"):
+            if f.name != "concepts.safetensors":  # the models; concepts.safetensors holds the new prototype
+                shutil.copy2(f, rd.checkpoints / f.name)
+        _finish(cfg, rd, task, fitted, cal, device, src.metrics().get("training", {}), t0, log,
+                reevaluated_from=str(src.path.resolve()))
+    return rd
 
 
 def _load_calibration(path: Path) -> dict[str, Calibration] | None:

@@ -210,3 +210,57 @@ def test_each_prototype_through_the_pipeline_and_the_predictor(tmp_path, tiny_co
     p.prototype.dim += 1  # as if the run were read with another text model
     with pytest.raises(RunDirError, match="text model gives"):
         p.predict_texts([test[0][0]])
+
+
+def _figures(methods: dict) -> dict[str, float]:
+    """Every number of a metrics.json ``methods`` entry, by its path."""
+    out: dict[str, float] = {}
+
+    def walk(node, key):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{key}.{k}" if key else k)
+        elif isinstance(node, (int, float)):
+            out[key] = float(node)
+
+    walk(methods, "")
+    return out
+
+
+def test_evaluating_again_with_another_prototype_equals_training_with_it(tmp_path, tiny_run, tiny_config_with, cli):
+    """`eval RUN --set eval.prototype=... --out NEW` reuses the trained models and chooses the fused methods'
+    calibration again: every figure equals that of a run trained from scratch with that prototype."""
+    from kgdistill.pipeline import run_pipeline
+    from kgdistill.predict import Predictor
+
+    fresh = run_pipeline(tiny_config_with("eval.prototype=mean", "eval.plots=false"), tmp_path / "fresh",
+                         progress=False, log=lambda *_: None).path
+    again = tmp_path / "again"
+    r = cli("eval", str(tiny_run), "--set", "eval.prototype=mean", "--set", "eval.plots=false",
+            "--out", str(again), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "kg_guided" in r.stdout and str(again) in r.stdout
+    info = json.loads((again / "run.json").read_text())
+    assert info["status"] == "complete" and info["reevaluated_from"] == str(tiny_run.resolve())
+    want = _figures(json.loads((fresh / "metrics.json").read_text())["methods"])
+    got = _figures(json.loads((again / "metrics.json").read_text())["methods"])
+    assert got.keys() == want.keys()
+    assert {k: round(v, 6) for k, v in got.items()} == {k: round(v, 6) for k, v in want.items()}
+    assert got != _figures(json.loads((tiny_run / "metrics.json").read_text())["methods"])  # it did change
+    assert Predictor.from_run_dir(again).prototype.registry_name == "mean"
+    assert (again / "alignments" / "samples.csv").is_file() and (again / "report.md").is_file()
+
+
+def test_evaluating_again_refuses_settings_that_change_training(tmp_path, tiny_run, cli):
+    bad = cli("eval", str(tiny_run), "--set", "student.epochs=9", "--out", str(tmp_path / "bad"))
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and len(lines) == 1, bad.stderr
+    assert "--set student.epochs: changes how the models are trained" in lines[0]
+    assert not (tmp_path / "bad").exists()
+
+    typo = cli("eval", str(tiny_run), "--set", "eval.prototype=bayes", "--out", str(tmp_path / "typo"))
+    assert typo.returncode == 2 and "eval.prototype: unknown prototype 'bayes'" in typo.stderr, typo.stderr
+    assert not (tmp_path / "typo").exists()
+
+    no_out = cli("eval", str(tiny_run), "--set", "eval.prototype=mean")
+    assert no_out.returncode == 2 and "--set needs --out" in no_out.stderr, no_out.stderr
