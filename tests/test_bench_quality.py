@@ -112,3 +112,29 @@ def test_a_run_of_another_configuration_is_never_deleted(tiny_run, tiny_config, 
         bench_quality.run_or_reuse({**tree, "seed": tree["seed"] + 1}, out, logged.append)
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
     assert (out / "metrics.json").is_file()
+
+
+def test_a_task_that_differs_only_in_evaluation_reuses_the_trained_models(tiny_run, tiny_config, tmp_path,
+                                                                          monkeypatch):
+    """A task with ``reuses`` (hpo_likelihood over hpo_set_match's runs) evaluates the other task's models
+    again instead of training them; a run trained differently is not taken for it."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import bench_quality
+    finally:
+        sys.path.pop(0)
+
+    assert bench_quality.TASKS["hpo_likelihood"].reuses == "hpo_set_match"
+    tree = tiny_config.model_dump(mode="json")
+    logged: list[str] = []
+    rd = bench_quality.run_or_reuse({**tree, "eval": {**tree["eval"], "prototype": "set_match", "plots": False}},
+                                    tmp_path / "again", logged.append, trained=tiny_run)
+    assert logged[0] == f"[bench] evaluating {tiny_run} again -> {tmp_path / 'again'}"
+    assert rd.info["status"] == "complete" and rd.info["reevaluated_from"] == str(tiny_run.resolve())
+    assert rd.config().eval.prototype == "set_match"
+
+    trained_afresh: list[Path] = []
+    monkeypatch.setattr(bench_quality, "run_pipeline", lambda cfg, out, **kw: trained_afresh.append(out))
+    bench_quality.run_or_reuse({**tree, "seed": tree["seed"] + 1}, tmp_path / "other", logged.append,
+                               trained=tiny_run)
+    assert trained_afresh == [tmp_path / "other"]
