@@ -6,6 +6,8 @@
 3. final pass: train on all seen concepts, score the test patients, apply the
    chosen calibration, write metrics, checkpoints, alignments, plots and report;
 4. mark the run complete (only now).
+
+``reevaluate_run`` makes a new run from a finished one with other ``eval.*`` settings, reusing its models.
 """
 from __future__ import annotations
 
@@ -337,13 +339,14 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: list[str] = (
 
     src = RunDir.open(source)
     old = src.config()
+    said = "--set " if cfg is None else ""
     if cfg is None:
         tree = apply_overrides(read_yaml(src.path / "config.yaml"), list(overrides))
         cfg = validate_config(tree, source=f"{src.path / 'config.yaml'} with --set")
     cfg = cfg.with_absolute_paths()
     changed = training_difference(old, cfg)
     if changed is not None:
-        raise ConfigError(f"--set {changed}: changes how the models are trained; a run can be evaluated again "
+        raise ConfigError(f"{said}{changed}: changes how the models are trained; a run can be evaluated again "
                           "only with other name or eval.* settings (train a new run instead)")
     t0 = time.perf_counter()
     rd = RunDir.create(out, cfg)
@@ -354,7 +357,7 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: list[str] = (
         device = pick_device(device_name or cfg.train.device)
         log(f"[kgdistill] run {rd.info['run_id']}: {src.path} evaluated again on {device} -> {rd.path}")
         task = _build(cfg, rd, device, progress, log)
-        cal = calibrations_from_json(src.read_json("calibration.json"))
+        cal = _saved_calibrations(src)
         fused = [m for m, c in cfg.student.methods.items() if c.fusion]
         if fused and (old.eval.prototype, old.eval.prototype_params) != (cfg.eval.prototype, cfg.eval.prototype_params):
             t1 = time.perf_counter()
@@ -380,6 +383,13 @@ def _load_calibration(path: Path) -> dict[str, Calibration] | None:
         raise RunDirError("damaged resume state; delete it to redo the calibration pass", source=str(path)) from None
 
 
+def _saved_calibrations(rd: RunDir) -> dict[str, Calibration]:
+    try:
+        return calibrations_from_json(rd.read_json("calibration.json"))
+    except (TypeError, AttributeError):
+        raise RunDirError("calibration.json does not hold per-method calibrations", source=str(rd.path)) from None
+
+
 def evaluate_run(path: str | Path, device_name: str = "cpu") -> dict:
     """Re-score a finished run's test set from its checkpoints (no training)."""
     from .train.distill import load_fitted
@@ -389,10 +399,6 @@ def evaluate_run(path: str | Path, device_name: str = "cpu") -> dict:
     device = pick_device(device_name)
     task = build_task(cfg, rd.path, device)
     fitted = load_fitted(cfg, task, rd.checkpoints)
-    try:
-        cal = calibrations_from_json(rd.read_json("calibration.json"))
-    except (TypeError, AttributeError):
-        raise RunDirError("calibration.json does not hold per-method calibrations", source=str(rd.path)) from None
-    methods, _ = evaluate(cfg, task, fitted, cal, device)
+    methods, _ = evaluate(cfg, task, fitted, _saved_calibrations(rd), device)
     return {"run_id": rd.info["run_id"], "chance_top1": 1.0 / task.num_candidates,
             "chance_top10": min(10, task.num_candidates) / task.num_candidates, "methods": methods}

@@ -81,6 +81,14 @@ TASKS = {
                                 "over the graph's links (eval.prototype: likelihood)",
                                 overrides=LIKELIHOOD_PROTOTYPE, prototype_reads_graph=True, hpo_two_labels=True,
                                 reuses="hpo_set_match"),
+    "hpo_quick_likelihood": BenchTask("quick", "HPO rare diseases as hpo_quick (50 diseases), with the default graph "
+                                      "prototype (eval.prototype: likelihood)",
+                                      overrides=LIKELIHOOD_PROTOTYPE, prototype_reads_graph=True, hpo_two_labels=True,
+                                      reuses="hpo_quick"),
+    "hpo_1000_likelihood": BenchTask("default", "HPO rare diseases as hpo_1000 (1000 diseases), with the default "
+                                     "graph prototype (eval.prototype: likelihood)",
+                                     overrides=("data.hpo.num_diseases=1000", *LIKELIHOOD_PROTOTYPE),
+                                     prototype_reads_graph=True, hpo_two_labels=True, reuses="hpo_1000"),
     "mfeat": BenchTask("bench_mfeat", "UCI Multiple Features digits: teacher fac (profile correlations), student fou "
                        "(Fourier), 5 labels per digit, all 10 digits seen", writer="mfeat",
                        quick=("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)),
