@@ -360,6 +360,11 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: list[str] = (
         cal = _saved_calibrations(src)
         fused = [m for m, c in cfg.student.methods.items() if c.fusion]
         if fused and (old.eval.prototype, old.eval.prototype_params) != (cfg.eval.prototype, cfg.eval.prototype_params):
+            trained_by, now = src.info.get("code", {}).get("commit"), rd.info["code"].get("commit")
+            if trained_by is None or trained_by != now:
+                log(f"[kgdistill] note: {src.path} was trained by code {trained_by or 'of unknown commit'}, the "
+                    f"calibration pass now retrains with {now or 'code of unknown commit'}: the chosen calibration "
+                    "equals a fresh run's only if training has not changed in between")
             t1 = time.perf_counter()
             cal |= {m: c for m, c in calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress,
                                                students=fused).items() if m != TEACHER}

@@ -22,6 +22,27 @@ REQUIRED_FILES = ("config.yaml", "calibration.json", "checkpoints/candidates.txt
                   "checkpoints/teacher.safetensors", "graph/nodes.csv", "graph/edges.csv")
 
 
+def code_version() -> dict[str, Any]:
+    """Which code made a run: the package version and, from a git checkout, the commit (and whether the
+    working tree had changes), so a figure can be traced to the code that produced it."""
+    import subprocess
+
+    from . import __version__
+
+    out: dict[str, Any] = {"version": __version__}
+    root = Path(__file__).resolve().parents[1]
+    if (root / ".git").exists():
+        try:
+            git = ["git", "-C", str(root)]
+            out["commit"] = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                           timeout=10, check=True).stdout.strip()
+            out["modified"] = bool(subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
+                                                  capture_output=True, text=True, timeout=10, check=True).stdout)
+        except (OSError, subprocess.SubprocessError):
+            pass  # no git on this machine: the version is all there is
+    return out
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -95,7 +116,7 @@ class RunDir:
         write_json_atomic(path / "run.json", {
             "run_id": f"{cfg.name}-{stamp}-{cfg.hash()[:6]}", "status": "running", "created": _now(),
             "finished": None, "config_hash": cfg.hash(), "host": socket.gethostname(), "pid": os.getpid(),
-            "graph_source": "",
+            "graph_source": "", "code": code_version(),
         })
         return rd
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,15 @@ REQUIRED = ("teacher", "student_alone", "kd", "prototype", "kg_guided")
 def test_run_directory_is_complete(tiny_run):
     info = json.loads((tiny_run / "run.json").read_text())
     assert info["status"] == "complete" and info["finished"]
+    import subprocess
+
+    import kgdistill
+
+    assert info["code"]["version"] == kgdistill.__version__
+    repo = Path(kgdistill.__file__).resolve().parents[1]
+    if (repo / ".git").exists():  # which commit trained it, so a figure can be traced to its code
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        assert info["code"]["commit"] == head.strip() and isinstance(info["code"]["modified"], bool)
     for f in ("config.yaml", "metrics.json", "report.md", "calibration.json", "plots/training_curves.png",
               "plots/shared_space.png", "logs/teacher.csv", "logs/student_kg_guided.csv", "graph/nodes.csv",
               "checkpoints/teacher.safetensors", "checkpoints/student_kg_guided.safetensors",
