@@ -359,7 +359,9 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: list[str] = (
         task = _build(cfg, rd, device, progress, log)
         cal = _saved_calibrations(src)
         fused = [m for m, c in cfg.student.methods.items() if c.fusion]
-        if fused and (old.eval.prototype, old.eval.prototype_params) != (cfg.eval.prototype, cfg.eval.prototype_params):
+        prototype_changed = (old.eval.prototype, old.eval.prototype_params) != (cfg.eval.prototype,
+                                                                               cfg.eval.prototype_params)
+        if fused and prototype_changed and cfg.calibration.enabled:
             trained_by, now = src.info.get("code", {}).get("commit"), rd.info["code"].get("commit")
             if trained_by is None or trained_by != now:
                 log(f"[kgdistill] note: {src.path} was trained by code {trained_by or 'of unknown commit'}, the "
