@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -326,17 +328,24 @@ def training_difference(a: RunConfig, b: RunConfig) -> str | None:
     return None
 
 
-def reevaluate_run(source: str | Path, out: str | Path, overrides: list[str] = (), *, cfg: RunConfig | None = None,
-                   device_name: str | None = None, progress: bool = True, log=print) -> RunDir:
+def reevaluate_run(source: str | Path, out: str | Path, overrides: Sequence[str] = (), *,
+                   cfg: RunConfig | None = None, device_name: str | None = None, progress: bool = True,
+                   log=print) -> RunDir:
     """A new complete run that differs from a finished one only in ``eval.*`` settings (e.g. another graph
-    prototype).  The final models are reused; when the prototype changes, the fused methods' calibration is
-    chosen again, which retrains their calibration-pass models (and the teacher), with the run's seeds: the
-    result equals training the new configuration from scratch, for a fraction of the cost.
+    prototype), for a fraction of the cost of training it.  Training never reads those settings, so the final
+    models and the generated data are copied; when the prototype changes, the fused methods' calibration is
+    chosen again, which retrains their calibration-pass models (and the teacher) with the run's seeds.  On the
+    same code, device and process count the result equals a fresh run of the new configuration (tested).
 
-    The new settings: ``overrides`` (``key=value``) applied to the run's config, or a whole ``cfg``."""
+    The new settings: ``overrides`` (``key=value``) applied to the run's config, or a whole ``cfg``.  A
+    re-evaluation that fails leaves nothing behind: it has no state worth resuming."""
     from .config import apply_overrides, read_yaml, validate_config
     from .train.distill import load_fitted
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("evaluating a run again is one process; run it without torchrun")
+    if overrides and cfg is not None:
+        raise ValueError("give overrides or cfg, not both")
     src = RunDir.open(source)
     old = src.config()
     said = "--set " if cfg is None else ""
@@ -348,36 +357,76 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: list[str] = (
     if changed is not None:
         raise ConfigError(f"{said}{changed}: changes how the models are trained; a run can be evaluated again "
                           "only with other name or eval.* settings (train a new run instead)")
-    t0 = time.perf_counter()
-    rd = RunDir.create(out, cfg)
-    rd.update(reevaluated_from=str(src.path.resolve()))
-    with _marks_failure(rd):
-        seed_everything(cfg.seed)
-        set_threads(cfg.train.num_threads)
+    try:
         device = pick_device(device_name or cfg.train.device)
-        log(f"[kgdistill] run {rd.info['run_id']}: {src.path} evaluated again on {device} -> {rd.path}")
-        task = _build(cfg, rd, device, progress, log)
-        cal = _saved_calibrations(src)
-        fused = [m for m, c in cfg.student.methods.items() if c.fusion]
-        prototype_changed = (old.eval.prototype, old.eval.prototype_params) != (cfg.eval.prototype,
-                                                                               cfg.eval.prototype_params)
-        if fused and prototype_changed and cfg.calibration.enabled:
-            trained_by, now = src.info.get("code", {}).get("commit"), rd.info["code"].get("commit")
-            if trained_by is None or trained_by != now:
-                log(f"[kgdistill] note: {src.path} was trained by code {trained_by or 'of unknown commit'}, the "
-                    f"calibration pass now retrains with {now or 'code of unknown commit'}: the chosen calibration "
-                    "equals a fresh run's only if training has not changed in between")
-            t1 = time.perf_counter()
-            cal |= {m: c for m, c in calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress,
-                                               students=fused).items() if m != TEACHER}
-            log(f"[kgdistill] calibration of {', '.join(fused)} chosen again in {time.perf_counter() - t1:.1f}s")
-        fitted = load_fitted(cfg, task, src.checkpoints)
-        for f in src.checkpoints.glob("*.safetensors"):
-            if f.name != "concepts.safetensors":  # the models; concepts.safetensors holds the new prototype
-                shutil.copy2(f, rd.checkpoints / f.name)
-        _finish(cfg, rd, task, fitted, cal, device, src.metrics().get("training", {}), t0, log,
-                reevaluated_from=str(src.path.resolve()))
+    except ConfigError:
+        raise ConfigError(f"--device {device_name or cfg.train.device}: no CUDA device here; evaluate with "
+                          "--device cpu") from None
+    # everything read from the source before anything is written, so a damaged run fails at once
+    cal, trained = _saved_calibrations(src), src.read_json("metrics.json")
+    missing = [n for n in ("teacher", *(f"student_{m}" for m in cfg.student.methods))
+               if not (src.checkpoints / f"{n}.safetensors").is_file()]
+    if missing:
+        raise RunDirError(f"checkpoints/{missing[0]}.safetensors is missing; the run cannot be evaluated again",
+                          source=str(src.path))
+    t0 = time.perf_counter()
+    out = Path(out)
+    if out.resolve() == src.path.resolve():
+        raise RunDirError("--out names the run itself; give a new folder", source=str(out))
+    rd = RunDir.create(out, cfg)
+    try:
+        with graceful_stop():
+            rd.update(reevaluated_from=str(src.path.resolve()))
+            shutil.copytree(src.path / "logs", rd.path / "logs", dirs_exist_ok=True)  # training curves
+            if (src.path / "data" / "dataset.yaml").is_file():  # generated data: the very patients trained on
+                shutil.copytree(src.path / "data", rd.path / "data")
+            seed_everything(cfg.seed)
+            set_threads(cfg.train.num_threads)
+            log(f"[kgdistill] run {rd.info['run_id']}: {src.path} evaluated again on {device} -> {rd.path}")
+            task = _build(cfg, rd, device, progress, log)
+            if list(task.candidates) != (src.checkpoints / "candidates.txt").read_text(encoding="utf-8").split():
+                raise RunDirError("its data now gives other candidate concepts than it was trained on; train "
+                                  "a new run instead", source=str(src.path))
+            fused = [m for m, c in cfg.student.methods.items() if c.fusion]
+            prototype_changed = (old.eval.prototype, old.eval.prototype_params) != (cfg.eval.prototype,
+                                                                                   cfg.eval.prototype_params)
+            if fused and prototype_changed and task.prototype is not None and cfg.calibration.enabled:
+                _warn_if_trained_differently(src, rd, device, log)
+                t1 = time.perf_counter()
+                cal |= {m: c for m, c in calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress,
+                                                   students=fused).items() if m != TEACHER}
+                log(f"[kgdistill] calibration of {', '.join(fused)} chosen again in "
+                    f"{time.perf_counter() - t1:.1f}s")
+            fitted = load_fitted(cfg, task, src.checkpoints)
+            for f in src.checkpoints.glob("*.safetensors"):
+                if f.name != "concepts.safetensors":  # the models; concepts.safetensors holds the new prototype
+                    shutil.copy2(f, rd.checkpoints / f.name)
+            _finish(cfg, rd, task, fitted, cal, device, trained.get("training", {}), t0, log,
+                    reevaluated_from=str(src.path.resolve()))
+    except BaseException as exc:
+        shutil.rmtree(rd.path, ignore_errors=True)
+        if isinstance(exc, TrainingInterrupted):
+            raise TrainingInterrupted(f"{exc}; {rd.path} was removed (nothing to resume): run the same "
+                                      "command again", exc.signum) from None
+        if isinstance(exc, OSError):
+            raise RunDirError(f"cannot write {exc.filename or 'the run directory'}: {exc.strerror or exc}; "
+                              "it was removed; fix it and run the same command again", source=str(rd.path)) from None
+        raise
     return rd
+
+
+def _warn_if_trained_differently(src: RunDir, rd: RunDir, device, log) -> None:
+    """The retrained calibration pass matches the source's only on the same code and device."""
+    trained_by, now = src.info.get("code", {}), rd.info["code"]
+    if not trained_by.get("commit") or trained_by.get("commit") != now.get("commit") or trained_by.get("modified"):
+        log(f"[kgdistill] note: {src.path} was trained by code {trained_by.get('commit') or 'of unknown commit'}"
+            f"{' (modified)' if trained_by.get('modified') else ''}; its calibration pass now retrains with "
+            f"{now.get('commit') or 'code of unknown commit'}: the calibration equals a fresh run's only if "
+            "training has not changed in between")
+    trained_on = src.read_json("metrics.json").get("device")
+    if trained_on and trained_on != str(device):
+        log(f"[kgdistill] note: {src.path} was trained on {trained_on}, its calibration pass now retrains on "
+            f"{device}: the chosen calibration can differ from the original run's")
 
 
 def _load_calibration(path: Path) -> dict[str, Calibration] | None:

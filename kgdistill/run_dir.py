@@ -33,7 +33,7 @@ def code_version() -> dict[str, Any]:
     root = Path(__file__).resolve().parents[1]
     if (root / ".git").exists():
         try:
-            git = ["git", "-C", str(root)]
+            git = ["git", "--no-optional-locks", "-C", str(root)]  # never takes the index lock
             out["commit"] = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
                                            timeout=10, check=True).stdout.strip()
             out["modified"] = bool(subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
@@ -129,6 +129,9 @@ class RunDir:
         info = rd.info
         if info.get("status") == "complete":
             raise RunDirError("run is already complete; nothing to resume", source=str(path))
+        if info.get("reevaluated_from"):  # it copies models, it trains nothing: resuming would train from scratch
+            raise RunDirError(f"an unfinished evaluation of {info['reevaluated_from']} again; delete it and run "
+                              "kgdistill eval with --out again", source=str(path))
         pid = info.get("pid")
         if (info.get("status") == "running" and info.get("host") == socket.gethostname() and isinstance(pid, int)
                 and pid != os.getpid() and _alive(pid)):
@@ -152,7 +155,10 @@ class RunDir:
         self.update(status="complete", finished=_now())
 
     def mark_failed(self, reason: str, status: str = "failed") -> None:
+        """Never flips a complete run back (e.g. a closed stdout failing the last log line)."""
         try:
+            if self.info.get("status") == "complete":
+                return
             self.update(status=status, finished=_now(), error=reason)
         except Exception:  # the folder itself may be gone or unwritable
             pass
@@ -192,7 +198,4 @@ class RunDir:
         return obj
 
     def metrics(self) -> dict[str, Any]:
-        p = self.path / "metrics.json"
-        if not p.is_file():
-            raise RunDirError("metrics.json is missing", source=str(self.path))
-        return json.loads(p.read_text(encoding="utf-8"))
+        return self.read_json("metrics.json")

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kgdistill.config import (HPOBenchmarkConfig, apply_overrides, deep_merge, packaged_config, read_config_tree,
-                              validate_config)
+from kgdistill.config import (HPOBenchmarkConfig, RunConfig, apply_overrides, deep_merge, packaged_config,
+                              read_config_tree, validate_config)
 from kgdistill.data import external
 from kgdistill.errors import KGDistillError
 from kgdistill.pipeline import evaluate, reevaluate_run, run_pipeline, training_difference
@@ -61,14 +61,12 @@ QUICK_STUDENT = ("student.patience=5", "teacher.patience=5")
 MEAN_PROTOTYPE = ("eval.prototype=mean",)
 SET_MATCH_PROTOTYPE = ("eval.prototype=set_match",)
 LIKELIHOOD_PROTOTYPE = ("eval.prototype=likelihood",)  # today's default, pinned so a later change keeps its runs
+HPO_QUICK = ("data.hpo.num_diseases=16", "data.hpo.train_per_disease=8", "data.hpo.val_per_disease=3",
+             "data.hpo.test_per_disease=3", "teacher.epochs=8", "student.epochs=6", *QUICK_STUDENT)
 TASKS = {
     "hpo_quick": BenchTask("quick", "HPO rare diseases, 50 diseases (40 seen, 10 unseen; --quick: 16), text notes, "
                            "2 labels per disease",
-                           overrides=MEAN_PROTOTYPE,
-                           quick=("data.hpo.num_diseases=16", "data.hpo.train_per_disease=8",
-                                  "data.hpo.val_per_disease=3", "data.hpo.test_per_disease=3",
-                                  "teacher.epochs=8", "student.epochs=6", *QUICK_STUDENT),
-                           prototype_reads_graph=True, hpo_two_labels=True),
+                           overrides=MEAN_PROTOTYPE, quick=HPO_QUICK, prototype_reads_graph=True, hpo_two_labels=True),
     "hpo": BenchTask("default", "HPO rare diseases, 300 diseases (240 seen, 60 unseen), text notes, 2 labels per disease",
                      overrides=MEAN_PROTOTYPE, prototype_reads_graph=True, hpo_two_labels=True),
     "hpo_1000": BenchTask("default", "HPO rare diseases, 1000 diseases (800 seen, 200 unseen), 2 labels per disease",
@@ -83,8 +81,8 @@ TASKS = {
                                 reuses="hpo_set_match"),
     "hpo_quick_likelihood": BenchTask("quick", "HPO rare diseases as hpo_quick (50 diseases), with the default graph "
                                       "prototype (eval.prototype: likelihood)",
-                                      overrides=LIKELIHOOD_PROTOTYPE, prototype_reads_graph=True, hpo_two_labels=True,
-                                      reuses="hpo_quick"),
+                                      overrides=LIKELIHOOD_PROTOTYPE, quick=HPO_QUICK, prototype_reads_graph=True,
+                                      hpo_two_labels=True, reuses="hpo_quick"),
     "hpo_1000_likelihood": BenchTask("default", "HPO rare diseases as hpo_1000 (1000 diseases), with the default "
                                      "graph prototype (eval.prototype: likelihood)",
                                      overrides=("data.hpo.num_diseases=1000", *LIKELIHOOD_PROTOTYPE),
@@ -121,19 +119,35 @@ def all_labels_tree(tree: dict) -> dict:
     return out
 
 
+def reuse_refusal(trained: Path, cfg: RunConfig) -> str | None:
+    """Why ``trained``'s models cannot serve ``cfg`` (None: they can), said in the log before hours of training."""
+    if not (trained / "run.json").is_file():
+        return "no such run"
+    rd = RunDir(trained)
+    if rd.info.get("status") != "complete":
+        return f"its status is {rd.info.get('status')}"
+    key = training_difference(rd.config(), cfg)
+    return None if key is None else f"it was trained with another {key}"
+
+
 def run_or_reuse(tree: dict, out: Path, log, trained: Path | None = None) -> RunDir:
     """A complete run of this configuration is reused, an interrupted one continued; a run of another
     configuration is never deleted (the benchmark stops, naming the key that differs).  Configurations are
     compared as the current schema reads them, so a key added since with its default changes nothing.
     ``trained``: a run that differs only in eval.* settings; a missing run evaluates its models again."""
     cfg = validate_config(tree, source=str(out))
+    if (out / "run.json").is_file() and RunDir(out).info.get("reevaluated_from") \
+            and RunDir(out).info.get("status") != "complete":
+        shutil.rmtree(out)  # an evaluation killed half-way: it has nothing to resume
     if not (out / "run.json").is_file():
         if out.exists():
             shutil.rmtree(out)  # a folder the pipeline never started in
-        done = trained is not None and (trained / "run.json").is_file() and RunDir(trained).info.get("status")
-        if done == "complete" and training_difference(RunDir(trained).config(), cfg) is None:
-            log(f"[bench] evaluating {trained} again -> {out}")
-            return reevaluate_run(trained, out, cfg=cfg, progress=False, log=log)
+        if trained is not None:
+            why = reuse_refusal(trained, cfg)
+            if why is None:
+                log(f"[bench] evaluating {trained} again -> {out}")
+                return reevaluate_run(trained, out, cfg=cfg, progress=False, log=log)
+            log(f"[bench] training {out}: {trained} cannot be evaluated again ({why})")
         return run_pipeline(cfg, out, progress=False, log=log)
     rd = RunDir(out)
     saved, wanted = rd.config(), cfg.with_absolute_paths()  # a run directory saves absolute paths

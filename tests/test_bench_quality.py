@@ -138,3 +138,25 @@ def test_a_task_that_differs_only_in_evaluation_reuses_the_trained_models(tiny_r
     bench_quality.run_or_reuse({**tree, "seed": tree["seed"] + 1}, tmp_path / "other", logged.append,
                                trained=tiny_run)
     assert trained_afresh == [tmp_path / "other"]
+    assert logged[-1] == f"[bench] training {tmp_path / 'other'}: {tiny_run} cannot be evaluated again (it was " \
+                         "trained with another seed)"
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_reusing_task_trains_exactly_as_the_task_it_reuses(quick):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import bench_quality
+    finally:
+        sys.path.pop(0)
+    from kgdistill.config import validate_config
+    from kgdistill.pipeline import training_difference
+
+    reusing = {n: t for n, t in bench_quality.TASKS.items() if t.reuses}
+    assert {"hpo_likelihood", "hpo_quick_likelihood", "hpo_1000_likelihood"} <= set(reusing)
+    for name, task in reusing.items():
+        base = bench_quality.TASKS[task.reuses]
+        a, b = (validate_config(bench_quality.task_tree(t, ["seed=3", *(t.quick if quick else ())]))
+                for t in (task, base))
+        assert training_difference(a, b) is None, name
+        assert a.eval.prototype != b.eval.prototype, name

@@ -246,8 +246,7 @@ def test_evaluating_again_with_another_prototype_equals_training_with_it(tmp_pat
     fresh = run_pipeline(tiny_config_with("eval.prototype=mean", "eval.plots=false"), tmp_path / "fresh",
                          progress=False, log=lambda *_: None).path
     again = tmp_path / "again"
-    r = cli("eval", str(tiny_run), "--set", "eval.prototype=mean", "--set", "eval.plots=false",
-            "--out", str(again), "--quiet")
+    r = cli("eval", str(tiny_run), "--set", "eval.prototype=mean", "--out", str(again), "--quiet")
     assert r.returncode == 0, r.stderr
     assert "kg_guided" in r.stdout and str(again) in r.stdout
     info = json.loads((again / "run.json").read_text())
@@ -256,9 +255,14 @@ def test_evaluating_again_with_another_prototype_equals_training_with_it(tmp_pat
     got = _figures(json.loads((again / "metrics.json").read_text())["methods"])
     assert got.keys() == want.keys()
     assert {k: round(v, 6) for k, v in got.items()} == {k: round(v, 6) for k, v in want.items()}
-    assert got != _figures(json.loads((tiny_run / "metrics.json").read_text())["methods"])  # it did change
+    # the fusion weight was chosen again (the figures above include it), not copied from the source run
+    calibration = {d: json.loads((d / "calibration.json").read_text())["kg_guided"] for d in (tiny_run, fresh, again)}
+    assert calibration[again] == calibration[fresh]
+    assert calibration[again]["val_heldout_top1"] != calibration[tiny_run]["val_heldout_top1"]
     assert Predictor.from_run_dir(again).prototype.registry_name == "mean"
-    assert (again / "alignments" / "samples.csv").is_file() and (again / "report.md").is_file()
+    assert (again / "data" / "dataset.yaml").read_bytes() == (tiny_run / "data" / "dataset.yaml").read_bytes()
+    for f in ("alignments/samples.csv", "report.md", "logs/teacher.csv", "plots/training_curves.png"):
+        assert (again / f).is_file(), f
 
 
 def test_evaluating_again_refuses_settings_that_change_training(tmp_path, tiny_run, cli):
@@ -274,3 +278,31 @@ def test_evaluating_again_refuses_settings_that_change_training(tmp_path, tiny_r
 
     no_out = cli("eval", str(tiny_run), "--set", "eval.prototype=mean")
     assert no_out.returncode == 2 and "--set needs --out" in no_out.stderr, no_out.stderr
+
+    itself = cli("eval", str(tiny_run), "--set", "eval.prototype=mean", "--out", str(tiny_run))
+    assert itself.returncode == 2 and "--out names the run itself" in itself.stderr, itself.stderr
+
+
+def test_evaluating_a_damaged_run_again_fails_before_writing_anything(tmp_path, tiny_run, cli):
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_run, damaged)
+    (damaged / "checkpoints" / "student_kd.safetensors").unlink()
+    r = cli("eval", str(damaged), "--set", "eval.prototype=mean", "--out", str(tmp_path / "new"))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "checkpoints/student_kd.safetensors is missing" in lines[0]
+    assert not (tmp_path / "new").exists()
+
+
+def test_an_unfinished_evaluation_is_not_resumed_as_training(tmp_path, tiny_run):
+    """A re-evaluation killed half-way (SIGKILL: no cleanup) copies models and trains nothing, so resuming it
+    would train from scratch under its name; resume refuses it, naming what to do."""
+    from kgdistill.pipeline import run_pipeline
+    from kgdistill.run_dir import RunDir
+
+    rd = RunDir.create(tmp_path / "half", RunDir.open(tiny_run).config())
+    rd.update(reevaluated_from=str(tiny_run))
+    with pytest.raises(RunDirError, match="an unfinished evaluation of .* delete it and run kgdistill eval"):
+        run_pipeline(None, rd.path, progress=False, log=lambda *_: None, resume=True)
