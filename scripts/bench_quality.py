@@ -57,10 +57,10 @@ class BenchTask:
 
 
 QUICK_STUDENT = ("student.patience=5", "teacher.patience=5")
-# the graph prototype these tasks were measured with, before the default changed (mean -> set_match -> likelihood);
-# the non-text tasks never read it, but their saved runs name it
 # the GNN every task was measured with, before the default became input_dim 128 / hidden 192
 WIDE_GNN = ("gnn.hidden=256", "gnn.input_dim=null")
+# the graph prototype these tasks were measured with, before the default changed (mean -> set_match -> likelihood);
+# the non-text tasks never read it, but their saved runs name it
 MEAN_PROTOTYPE = ("eval.prototype=mean",)
 SET_MATCH_PROTOTYPE = ("eval.prototype=set_match",)
 LIKELIHOOD_PROTOTYPE = ("eval.prototype=likelihood",)  # today's default, pinned so a later change keeps its runs
