@@ -391,7 +391,7 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: Sequence[str]
             prototype_changed = (old.eval.prototype, old.eval.prototype_params) != (cfg.eval.prototype,
                                                                                    cfg.eval.prototype_params)
             if fused and prototype_changed and task.prototype is not None and cfg.calibration.enabled:
-                _warn_if_trained_differently(src, rd, device, log)
+                _warn_if_trained_differently(src, rd, trained.get("device"), device, log)
                 t1 = time.perf_counter()
                 cal |= {m: c for m, c in calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress,
                                                    students=fused).items() if m != TEACHER}
@@ -415,7 +415,7 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: Sequence[str]
     return rd
 
 
-def _warn_if_trained_differently(src: RunDir, rd: RunDir, device, log) -> None:
+def _warn_if_trained_differently(src: RunDir, rd: RunDir, trained_on: str | None, device, log) -> None:
     """The retrained calibration pass matches the source's only on the same code and device."""
     trained_by, now = src.info.get("code", {}), rd.info["code"]
     if not trained_by.get("commit") or trained_by.get("commit") != now.get("commit") or trained_by.get("modified"):
@@ -423,7 +423,6 @@ def _warn_if_trained_differently(src: RunDir, rd: RunDir, device, log) -> None:
             f"{' (modified)' if trained_by.get('modified') else ''}; its calibration pass now retrains with "
             f"{now.get('commit') or 'code of unknown commit'}: the calibration equals a fresh run's only if "
             "training has not changed in between")
-    trained_on = src.read_json("metrics.json").get("device")
     if trained_on and trained_on != str(device):
         log(f"[kgdistill] note: {src.path} was trained on {trained_on}, its calibration pass now retrains on "
             f"{device}: the chosen calibration can differ from the original run's")

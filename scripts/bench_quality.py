@@ -141,8 +141,8 @@ def run_or_reuse(tree: dict, out: Path, log, trained: Path | None = None) -> Run
     compared as the current schema reads them, so a key added since with its default changes nothing.
     ``trained``: a run that differs only in eval.* settings; a missing run evaluates its models again."""
     cfg = validate_config(tree, source=str(out))
-    if (out / "run.json").is_file() and RunDir(out).info.get("reevaluated_from") \
-            and RunDir(out).info.get("status") != "complete":
+    info = RunDir(out).info if (out / "run.json").is_file() else {}
+    if info.get("reevaluated_from") and info.get("status") != "complete":
         shutil.rmtree(out)  # an evaluation killed half-way: it has nothing to resume
     if not (out / "run.json").is_file():
         if out.exists():

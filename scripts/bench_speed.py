@@ -522,12 +522,14 @@ def markdown(res: dict) -> str:
               verdict(fw["kgdistill_vs_torchdistill"] < 1))
     else:
         td = (f"not measured ({fw['torchdistill_missing']})", "–")
+    default = load_config(packaged_config("default")).gnn
+
     def gnn_row(key: str) -> str:
         r, r_all = gnn[key], gnn.get(f"{key}_all_cores", {})
-        default = load_config(packaged_config("default")).gnn
-        what = (f"`gnn.input_dim: {r['features']}` (principal components: {r['reduce_cpu_s']:.2f} s once)"
-                if "reduce_cpu_s" in r else f"all {r['features']} node features") + f", `gnn.hidden: {r['hidden']}`"
-        if (default.input_dim or r["features"]) == r["features"] and default.hidden == r["hidden"]:
+        input_dim = r["features"] if "reduce_cpu_s" in r else None  # reduced rows record the reduction's cost
+        what = (f"`gnn.input_dim: {input_dim}` (principal components: {r['reduce_cpu_s']:.2f} s once)"
+                if input_dim else f"all {r['features']} node features") + f", `gnn.hidden: {r['hidden']}`"
+        if (default.input_dim, default.hidden) == (input_dim, r["hidden"]):
             what += " (the default)"
         fastest = min(r["step_cpu_s"], r_all.get("step_wall_s", float("inf")))
         return (f"| GCN forward+backward, whole HPO graph ({r['nodes']:,} nodes, {r['edges']:,} directed edges), "
