@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from .config import RunConfig
-from .eval.calibration import Calibration, calibrations_from_json, calibrations_to_json, choose_calibration
+from .eval.calibration import (Calibration, ValidationScores, calibrations_from_json, calibrations_to_json,
+                               choose_calibration)
 from .eval.metrics import grouped_metrics, harmonic_mean, mistake_severity
 from .eval.prototype import centroid_scores
 from .errors import ConfigError, RunDirError, TrainingInterrupted
@@ -38,6 +39,7 @@ from .train.distributed import init_from_env, shutdown
 from .train.state import graceful_stop
 
 TEACHER = "teacher"
+VALIDATION_SCORES = "validation_scores.safetensors"  # in checkpoints/ (and state/ until the run completes)
 PROTOTYPE = "prototype"
 KG_GUIDED = "kg_guided"
 
@@ -60,24 +62,40 @@ def choose_holdout(task: Task, fraction: float, seed: int) -> np.ndarray:
 
 
 def calibrate(cfg: RunConfig, task: Task, device, log_dir: Path | None, progress: bool,
-              state_dir: Path | None = None, students: list[str] | None = None) -> dict[str, Calibration]:
-    """Per method: calibrated-stacking gamma (and fusion beta) chosen on held-out seen concepts.
+              state_dir: Path | None = None, students: list[str] | None = None
+              ) -> tuple[dict[str, Calibration], ValidationScores | None]:
+    """Per method: calibrated-stacking gamma (and fusion beta) chosen on held-out seen concepts; and the fused
+    methods' validation scores, which let a finished run choose their calibration again under another prototype.
 
     ``students``: only these students (and the teacher, which they learn from); each is trained with its own
     seed, so its calibration equals the one a pass over every method chooses."""
     methods = {TEACHER: (True, False)} | {m: (c.calibrate, c.fusion) for m, c in cfg.student.methods.items()
                                           if students is None or m in students}
     if not cfg.calibration.enabled or task.seen.sum() < 5 or task.seen.all():
-        return {m: Calibration() for m in methods}
+        return {m: Calibration() for m in methods}, None
     held = choose_holdout(task, cfg.calibration.holdout_fraction, cfg.seed)
-    trained = task.seen & ~held
-    fitted = fit_models(cfg, task, trained, device, log_dir, progress, methods=students, state_dir=state_dir)
-    va = task.idx("val")
-    va = va[task.seen[task.y[va]]]  # only seen concepts' patients: real unseen concepts are never tuned on
+    fitted = fit_models(cfg, task, task.seen & ~held, device, log_dir, progress, methods=students,
+                        state_dir=state_dir)
+    va = _calibration_patients(task)
     scores = score_samples(task, fitted, va, device)
-    proto = prototype_scores(task, va) if task.prototype is not None else None
+    kept = ValidationScores(torch.as_tensor(va), torch.as_tensor(held),
+                            {m: scores[m] for m, (_, fusion) in methods.items() if fusion})
+    return choose_calibrations(cfg, task, methods, va, held, scores), kept
+
+
+def _calibration_patients(task: Task) -> np.ndarray:
+    va = task.idx("val")
+    return va[task.seen[task.y[va]]]  # only seen concepts' patients: real unseen concepts are never tuned on
+
+
+def choose_calibrations(cfg: RunConfig, task: Task, methods: dict[str, tuple[bool, bool]], va: np.ndarray,
+                        held: np.ndarray, scores: dict[str, torch.Tensor]) -> dict[str, Calibration]:
+    """``methods``: name -> (calibrate, fusion); ``scores``: their raw scores on the patients ``va``, from models
+    trained without the seen concepts ``held``."""
+    fused = any(fusion for _, fusion in methods.values())
+    proto = prototype_scores(task, va) if fused and task.prototype is not None else None
     y = torch.as_tensor(task.y[va])
-    tm, hm = torch.as_tensor(trained), torch.as_tensor(held)
+    tm, hm = torch.as_tensor(task.seen & ~held), torch.as_tensor(held)
     out: dict[str, Calibration] = {}
     for m, (do_cal, fusion) in methods.items():
         gammas = cfg.calibration.gammas if do_cal else [0.0]
@@ -181,9 +199,10 @@ def save_models(rd: RunDir, fitted: Fitted) -> None:
                      rd.checkpoints / f"student_{name}.safetensors")
 
 
-def save_evaluation_state(rd: RunDir, task: Task, fitted: Fitted, cal: dict[str, Calibration]) -> None:
+def save_evaluation_state(rd: RunDir, task: Task, fitted: Fitted, cal: dict[str, Calibration],
+                          val_scores: ValidationScores | None = None) -> None:
     """What scoring needs beside the models: concept embeddings, the graph prototype, input scaling,
-    candidates and the chosen calibrations."""
+    candidates and the chosen calibrations (and what choosing them again needs: ``val_scores``)."""
     extra = {"concepts": fitted.concepts, "seen": torch.as_tensor(task.seen)}
     if task.prototype is not None:
         extra |= {f"prototype.{k}": v for k, v in task.prototype.tensors().items()}
@@ -192,6 +211,8 @@ def save_evaluation_state(rd: RunDir, task: Task, fitted: Fitted, cal: dict[str,
             extra[f"student_input.{k}"] = v
     save_tensors(extra, rd.checkpoints / "concepts.safetensors")
     (rd.checkpoints / "candidates.txt").write_text("\n".join(task.candidates) + "\n", encoding="utf-8")
+    if val_scores is not None:
+        val_scores.save(rd.checkpoints / VALIDATION_SCORES)
     write_json_atomic(rd.path / "calibration.json", calibrations_to_json(cal))
 
 
@@ -269,11 +290,15 @@ def _run(cfg: RunConfig, rd: RunDir, state: Path, dist, device_name: str, progre
         task = _build(cfg, rd, device, progress, log, dist)
         t1 = time.perf_counter()
         cal = _load_calibration(state / "calibration.json")
+        kept = ValidationScores.load(state / VALIDATION_SCORES) if cal is not None else None
         if cal is None:
-            cal = calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress, state / "calibration")
+            cal, kept = calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress,
+                                  state / "calibration")
             if dist.is_main:
                 state.mkdir(parents=True, exist_ok=True)
-                write_json_atomic(state / "calibration.json", calibrations_to_json(cal))
+                if kept is not None:
+                    kept.save(state / VALIDATION_SCORES)
+                write_json_atomic(state / "calibration.json", calibrations_to_json(cal))  # last: the pass is done
         log(f"[kgdistill] calibration pass done in {time.perf_counter() - t1:.1f}s")
         t2 = time.perf_counter()
         fitted = fit_models(cfg, task, task.seen, device, rd.path / "logs", progress, state_dir=state / "final")
@@ -283,13 +308,13 @@ def _run(cfg: RunConfig, rd: RunDir, state: Path, dist, device_name: str, progre
         save_models(rd, fitted)
         training = {k: {"best_epoch": r.best_epoch, "best_val_mrr": r.best_val, "seconds": round(r.seconds, 2),
                         "epochs_run": len(r.history)} for k, r in fitted.results.items()}
-        _finish(cfg, rd, task, fitted, cal, device, training, t0, log)
+        _finish(cfg, rd, task, fitted, cal, device, training, t0, log, val_scores=kept)
         shutil.rmtree(state, ignore_errors=True)  # resume state is of no use once the run is complete
         return rd
 
 
 def _finish(cfg: RunConfig, rd: RunDir, task: Task, fitted: Fitted, cal: dict[str, Calibration], device,
-            training: dict, t0: float, log, **extra) -> None:
+            training: dict, t0: float, log, val_scores: ValidationScores | None = None, **extra) -> None:
     """Evaluate the test set and write everything a complete run holds beside its models; mark it complete."""
     methods, final = evaluate(cfg, task, fitted, cal, device)
     metrics = {
@@ -300,7 +325,7 @@ def _finish(cfg: RunConfig, rd: RunDir, task: Task, fitted: Fitted, cal: dict[st
         "methods": methods, "training": training, **extra,
         "device": str(device), "seconds": round(time.perf_counter() - t0, 1),
     }
-    save_evaluation_state(rd, task, fitted, cal)
+    save_evaluation_state(rd, task, fitted, cal, val_scores)
     z_t, z_s = sample_embeddings(task, fitted, task.idx("test"), KG_GUIDED, device)  # once, for both uses
     export_alignments(rd, task, fitted, final, z_t, z_s, cfg.eval.export_top_k)
     write_json_atomic(rd.path / "metrics.json", metrics)
@@ -334,8 +359,10 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: Sequence[str]
     """A new complete run that differs from a finished one only in ``eval.*`` settings (e.g. another graph
     prototype), for a fraction of the cost of training it.  Training never reads those settings, so the final
     models and the generated data are copied; when the prototype changes, the fused methods' calibration is
-    chosen again, which retrains their calibration-pass models (and the teacher) with the run's seeds.  On the
-    same code, device and process count the result equals a fresh run of the new configuration (tested).
+    chosen again from the calibration pass's validation scores the run kept (no training), or, for a run made
+    before they were kept, by retraining the calibration-pass models (and the teacher) with the run's seeds.
+    Either way the result equals a fresh run of the new configuration (tested; retraining matches only on the
+    same code, device and process count).
 
     The new settings: ``overrides`` (``key=value``) applied to the run's config, or a whole ``cfg``.  A
     re-evaluation that fails leaves nothing behind: it has no state worth resuming."""
@@ -364,6 +391,7 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: Sequence[str]
                           "--device cpu") from None
     # everything read from the source before anything is written, so a damaged run fails at once
     cal, trained = _saved_calibrations(src), src.read_json("metrics.json")
+    kept = ValidationScores.load(src.checkpoints / VALIDATION_SCORES)
     missing = [n for n in ("teacher", *(f"student_{m}" for m in cfg.student.methods))
                if not (src.checkpoints / f"{n}.safetensors").is_file()]
     if missing:
@@ -387,21 +415,28 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: Sequence[str]
             if list(task.candidates) != (src.checkpoints / "candidates.txt").read_text(encoding="utf-8").split():
                 raise RunDirError("its data now gives other candidate concepts than it was trained on; train "
                                   "a new run instead", source=str(src.path))
-            fused = [m for m, c in cfg.student.methods.items() if c.fusion]
+            fused = {m: (c.calibrate, True) for m, c in cfg.student.methods.items() if c.fusion}
             prototype_changed = (old.eval.prototype, old.eval.prototype_params) != (cfg.eval.prototype,
                                                                                    cfg.eval.prototype_params)
             if fused and prototype_changed and task.prototype is not None and cfg.calibration.enabled:
-                _warn_if_trained_differently(src, rd, trained.get("device"), device, log)
                 t1 = time.perf_counter()
-                cal |= {m: c for m, c in calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress,
-                                                   students=fused).items() if m != TEACHER}
-                log(f"[kgdistill] calibration of {', '.join(fused)} chosen again in "
+                if kept is not None and fused.keys() <= kept.scores.keys():
+                    _check_validation_scores(kept, cfg, task, src)
+                    cal |= choose_calibrations(cfg, task, fused, kept.val.numpy(), kept.held.numpy(), kept.scores)
+                    how = "from the calibration pass's saved validation scores"
+                else:  # a run made before validation scores were kept
+                    _warn_if_trained_differently(src, rd, trained.get("device"), device, log)
+                    again, kept = calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress,
+                                            students=list(fused))
+                    cal |= {m: c for m, c in again.items() if m != TEACHER}
+                    how = "by training its calibration pass again"
+                log(f"[kgdistill] calibration of {', '.join(fused)} chosen again {how} in "
                     f"{time.perf_counter() - t1:.1f}s")
             fitted = load_fitted(cfg, task, src.checkpoints)
             for f in src.checkpoints.glob("*.safetensors"):
-                if f.name != "concepts.safetensors":  # the models; concepts.safetensors holds the new prototype
+                if f.name not in ("concepts.safetensors", VALIDATION_SCORES):  # the models: the rest is written anew
                     shutil.copy2(f, rd.checkpoints / f.name)
-            _finish(cfg, rd, task, fitted, cal, device, trained.get("training", {}), t0, log,
+            _finish(cfg, rd, task, fitted, cal, device, trained.get("training", {}), t0, log, val_scores=kept,
                     reevaluated_from=str(src.path.resolve()))
     except BaseException as exc:
         shutil.rmtree(rd.path, ignore_errors=True)
@@ -413,6 +448,14 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: Sequence[str]
                               "it was removed; fix it and run the same command again", source=str(rd.path)) from None
         raise
     return rd
+
+
+def _check_validation_scores(kept: ValidationScores, cfg: RunConfig, task: Task, src: RunDir) -> None:
+    """Saved scores choose the same calibration as retraining only for the same patients and hold-out."""
+    held = choose_holdout(task, cfg.calibration.holdout_fraction, cfg.seed)
+    if not (np.array_equal(kept.val.numpy(), _calibration_patients(task)) and np.array_equal(kept.held.numpy(), held)):
+        raise RunDirError(f"checkpoints/{VALIDATION_SCORES} scores other validation patients or held-out concepts "
+                          "than its data and config give; train a new run instead", source=str(src.path))
 
 
 def _warn_if_trained_differently(src: RunDir, rd: RunDir, trained_on: str | None, device, log) -> None:

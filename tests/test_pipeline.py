@@ -27,6 +27,7 @@ def test_run_directory_is_complete(tiny_run):
     for f in ("config.yaml", "metrics.json", "report.md", "calibration.json", "plots/training_curves.png",
               "plots/shared_space.png", "logs/teacher.csv", "logs/student_kg_guided.csv", "graph/nodes.csv",
               "checkpoints/teacher.safetensors", "checkpoints/student_kg_guided.safetensors",
+              "checkpoints/validation_scores.safetensors",
               "alignments/concepts.csv", "alignments/samples.csv", "alignments/per_concept.csv",
               "alignments/embeddings.safetensors"):
         assert (tiny_run / f).is_file(), f
@@ -237,31 +238,86 @@ def _figures(methods: dict) -> dict[str, float]:
     return out
 
 
-def test_evaluating_again_with_another_prototype_equals_training_with_it(tmp_path, tiny_run, tiny_config_with, cli):
-    """`eval RUN --set eval.prototype=... --out NEW` reuses the trained models and chooses the fused methods'
-    calibration again: every figure equals that of a run trained from scratch with that prototype."""
+@pytest.fixture(scope="module")
+def mean_run(tmp_path_factory, tiny_config_with):
+    """The tiny run trained from scratch with the mean-embedding prototype."""
     from kgdistill.pipeline import run_pipeline
+
+    return run_pipeline(tiny_config_with("eval.prototype=mean", "eval.plots=false"),
+                        tmp_path_factory.mktemp("runs") / "mean", progress=False, log=lambda *_: None).path
+
+
+def test_evaluating_again_with_another_prototype_equals_training_with_it(tmp_path, tiny_run, mean_run, cli):
+    """`eval RUN --set eval.prototype=... --out NEW` reuses the trained models and chooses the fused methods'
+    calibration again from the validation scores the run kept, training nothing: every figure equals that of a
+    run trained from scratch with that prototype."""
+    from kgdistill.eval.calibration import ValidationScores
     from kgdistill.predict import Predictor
 
-    fresh = run_pipeline(tiny_config_with("eval.prototype=mean", "eval.plots=false"), tmp_path / "fresh",
-                         progress=False, log=lambda *_: None).path
     again = tmp_path / "again"
     r = cli("eval", str(tiny_run), "--set", "eval.prototype=mean", "--out", str(again))
     assert r.returncode == 0, r.stderr
-    assert "calibration of kg_guided chosen again" in r.stdout  # the fusion weight is not copied from the source
+    # the fusion weight is not copied from the source
+    assert "calibration of kg_guided chosen again from the calibration pass's saved validation scores" in r.stdout
     assert "| kg_guided |" in r.stdout and str(again) in r.stdout
     info = json.loads((again / "run.json").read_text())
     assert info["status"] == "complete" and info["reevaluated_from"] == str(tiny_run.resolve())
-    want = _figures(json.loads((fresh / "metrics.json").read_text())["methods"])
-    got = _figures(json.loads((again / "metrics.json").read_text())["methods"])
-    assert got.keys() == want.keys()
-    assert {k: round(v, 6) for k, v in got.items()} == {k: round(v, 6) for k, v in want.items()}
-    calibration = {d: json.loads((d / "calibration.json").read_text()) for d in (fresh, again)}
-    assert calibration[again] == calibration[fresh]
+    _assert_same_results(again, mean_run)
     assert Predictor.from_run_dir(again).prototype.registry_name == "mean"
     assert (again / "data" / "dataset.yaml").read_bytes() == (tiny_run / "data" / "dataset.yaml").read_bytes()
     for f in ("alignments/samples.csv", "report.md", "logs/teacher.csv", "plots/training_curves.png"):
         assert (again / f).is_file(), f
+    kept = {d: ValidationScores.load(d / "checkpoints" / "validation_scores.safetensors") for d in (again, mean_run)}
+    assert kept[again].scores.keys() == kept[mean_run].scores.keys() == {"kg_guided"}  # the fused method's only
+    assert torch.equal(kept[again].scores["kg_guided"], kept[mean_run].scores["kg_guided"])
+    assert torch.equal(kept[again].val, kept[mean_run].val) and torch.equal(kept[again].held, kept[mean_run].held)
+
+
+def test_a_run_without_validation_scores_is_evaluated_again_by_retraining_its_calibration_pass(
+        tmp_path, tiny_run, mean_run):
+    """Runs made before the scores were kept: the calibration pass of the fused methods trains again, with
+    the same result, and the new run keeps the scores so that its next re-evaluation trains nothing."""
+    import shutil
+
+    from kgdistill.pipeline import reevaluate_run
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run, old)
+    (old / "checkpoints" / "validation_scores.safetensors").unlink()
+    said: list[str] = []
+    again = reevaluate_run(old, tmp_path / "again", ["eval.prototype=mean"], progress=False, log=said.append).path
+    assert any("calibration of kg_guided chosen again by training its calibration pass again" in m for m in said)
+    _assert_same_results(again, mean_run)
+    assert (again / "checkpoints" / "validation_scores.safetensors").is_file()
+
+
+def test_validation_scores_that_do_not_match_the_data_are_refused(tmp_path, tiny_run):
+    import shutil
+
+    from kgdistill.eval.calibration import ValidationScores
+    from kgdistill.pipeline import reevaluate_run
+
+    odd = tmp_path / "odd"
+    shutil.copytree(tiny_run, odd)
+    path = odd / "checkpoints" / "validation_scores.safetensors"
+    kept = ValidationScores.load(path)
+    ValidationScores(kept.val, ~kept.held, kept.scores).save(path)
+    with pytest.raises(RunDirError, match="scores other validation patients or held-out concepts"):
+        reevaluate_run(odd, tmp_path / "new", ["eval.prototype=mean"], progress=False, log=lambda *_: None)
+    assert not (tmp_path / "new").exists()
+
+    path.write_bytes(b"not safetensors")  # damaged: refused before anything is written
+    with pytest.raises(RunDirError, match="not a readable safetensors checkpoint"):
+        reevaluate_run(odd, tmp_path / "new", ["eval.prototype=mean"], progress=False, log=lambda *_: None)
+    assert not (tmp_path / "new").exists()
+
+
+def _assert_same_results(a: Path, b: Path) -> None:
+    want = _figures(json.loads((b / "metrics.json").read_text())["methods"])
+    got = _figures(json.loads((a / "metrics.json").read_text())["methods"])
+    assert got.keys() == want.keys()
+    assert {k: round(v, 6) for k, v in got.items()} == {k: round(v, 6) for k, v in want.items()}
+    assert json.loads((a / "calibration.json").read_text()) == json.loads((b / "calibration.json").read_text())
 
 
 def test_evaluating_again_refuses_settings_that_change_training(tmp_path, tiny_run, cli):

@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import ROOT, TINY, kgdistill_cmd  # noqa: E402
 
-from kgdistill.train.checkpoint import read_state  # noqa: E402
+from kgdistill.train.checkpoint import load_tensors, read_state  # noqa: E402
 
 LONG = TINY + ["teacher.epochs=30", "student.epochs=30", "teacher.patience=100", "student.patience=100",
                "train.num_threads=1"]
@@ -74,6 +74,9 @@ def _resume_and_compare(run: Path, reference: Path) -> None:
     assert info["status"] == "complete" and info["resumed"] >= 1
     assert _methods(run) == _methods(reference)
     assert not (run / "state").exists()  # resume state removed once complete
+    scores = "checkpoints/validation_scores.safetensors"  # kept across the stop, for a later re-evaluation
+    assert load_tensors(run / scores).keys() == load_tensors(reference / scores).keys()
+    assert all(torch.equal(v, load_tensors(reference / scores)[k]) for k, v in load_tensors(run / scores).items())
     for log in (reference / "logs").glob("*.csv"):  # no epoch logged twice or lost
         assert (run / "logs" / log.name).read_text().count("\n") == log.read_text().count("\n")
 

@@ -9,10 +9,13 @@ out of training to stand in for unseen ones, so unseen concepts are never tuned 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..errors import RunDirError
+from ..train.checkpoint import load_tensors, save_tensors
 from .metrics import harmonic_mean, ranks_of_truth
 
 
@@ -28,6 +31,36 @@ class Calibration:
         if self.beta and prototype is not None:
             out = out + self.beta * prototype
         return out
+
+
+@dataclass(frozen=True)
+class ValidationScores:
+    """The calibration pass's scores on the validation patients of seen concepts, for the fused methods.
+
+    Their calibration is the only part of a run that reads the graph prototype during training's pass, so
+    a run keeps these to choose it again under another prototype without training anything
+    (``kgdistill eval RUN --set eval.prototype=...``)."""
+
+    val: torch.Tensor  # int64 sample indices of the validation patients scored
+    held: torch.Tensor  # bool per candidate: a seen concept held out of the calibration pass's training
+    scores: dict[str, torch.Tensor]  # method -> [len(val), num_candidates] raw cosine scores
+
+    def save(self, path: str | Path) -> None:
+        save_tensors({"val": self.val, "held": self.held} | {f"scores.{m}": s for m, s in self.scores.items()},
+                     path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ValidationScores | None":
+        """None when the run has none (made before they were kept, or with calibration off)."""
+        if not Path(path).is_file():
+            return None
+        t = load_tensors(path)
+        scores = {k.split(".", 1)[1]: v for k, v in t.items() if k.startswith("scores.")}
+        if "val" not in t or "held" not in t or any(s.shape != (len(t["val"]), len(t["held"]))
+                                                    for s in scores.values()):
+            raise RunDirError("expected tensors val, held and scores.<method> [len(val), len(held)]",
+                              source=str(path))
+        return cls(t["val"], t["held"], scores)
 
 
 def calibrations_to_json(cal: dict[str, Calibration]) -> dict[str, dict[str, float]]:
