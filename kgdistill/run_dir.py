@@ -142,8 +142,11 @@ class RunDir:
             key = first_difference(saved.model_dump(mode="json"), cfg.model_dump(mode="json"))
             raise RunDirError(f"configuration differs from the run's saved config at {key!r}; resume without a "
                               "config (or with the same one)", source=str(path))
+        code, later = code_version(), list(info.get("resumed_with_code", []))
+        if code != info.get("code") and code not in later:  # the run's figures then come from more than one commit
+            later.append(code)
         rd.update(status="running", pid=os.getpid(), finished=None, error=None,
-                  resumed=int(info.get("resumed", 0)) + 1)
+                  resumed=int(info.get("resumed", 0)) + 1, **({"resumed_with_code": later} if later else {}))
         return rd, saved
 
     def update(self, **fields: Any) -> None:

@@ -192,6 +192,22 @@ def test_resume_refuses_a_complete_run_a_live_run_and_a_different_config(tmp_pat
             "one line each (exit 2) naming the reason (the differing key, the live pid); nothing changed")
 
 
+def test_resuming_with_other_code_is_recorded(tmp_path, tiny_config, monkeypatch):
+    """A run finished by a later commit than the one that started it says so in run.json, once per commit."""
+    from kgdistill import run_dir
+
+    rd = run_dir.RunDir.create(tmp_path / "run", tiny_config)
+    first = rd.info["code"]
+    run_dir.RunDir.resume(rd.path)
+    assert "resumed_with_code" not in rd.info  # the same code: nothing to say
+    later = {"version": first["version"], "commit": "0" * 40, "modified": False}
+    monkeypatch.setattr(run_dir, "code_version", lambda: later)
+    for _ in range(2):
+        rd.mark_failed("stopped", status="interrupted")
+        run_dir.RunDir.resume(rd.path)
+    assert rd.info["code"] == first and rd.info["resumed_with_code"] == [later] and rd.info["resumed"] == 3
+
+
 # --------------------------------------------------------------- the stage loop itself, in process
 def _stage(tmp: Path, stop_at_step: int | None = None, monkeypatch=None):
     from kgdistill.losses import WeightedLoss
