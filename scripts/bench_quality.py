@@ -90,6 +90,11 @@ TASKS = {
                                      "graph prototype (eval.prototype: likelihood)",
                                      overrides=("data.hpo.num_diseases=1000", *LIKELIHOOD_PROTOTYPE),
                                      prototype_reads_graph=True, hpo_two_labels=True, reuses="hpo_1000"),
+    "hpo_incomplete": BenchTask("quick", "HPO rare diseases as hpo_quick (50 diseases), but half of each disease's "
+                                "phenotype links left out of the graph while its patients still show them "
+                                "(data.hpo.withheld_links: 0.5): the data knows what the graph does not",
+                                overrides=("data.hpo.withheld_links=0.5", *LIKELIHOOD_PROTOTYPE), quick=HPO_QUICK,
+                                prototype_reads_graph=True, hpo_two_labels=True),
     "mfeat": BenchTask("bench_mfeat", "UCI Multiple Features digits: teacher fac (profile correlations), student fou "
                        "(Fourier), 5 labels per digit, all 10 digits seen", writer="mfeat", overrides=MEAN_PROTOTYPE,
                        quick=("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)),

@@ -145,3 +145,32 @@ def test_non_utf8_and_unknown_concepts(tmp_path):
         ds.validate_against({"B": 0, "X:1": 1})
     with pytest.raises(DataError, match=r"f.txt:2: unknown concept 'X:2'"):
         ds.validate_against({"A": 0, "B": 1, "X:1": 2, "X:3": 3})
+
+
+def test_withheld_links_leave_the_graph_incomplete_but_not_the_patients(hpo_ds, tmp_path):
+    """`withheld_links`: the graph drops about that fraction of each disease's phenotype links (one kept at
+    least), while every note, finding and split is the draw a complete graph gets."""
+    import csv
+
+    ds, root = hpo_ds
+    spec = SPEC.model_copy(update={"withheld_links": 0.5})
+    out = generate_hpo_benchmark(tmp_path / "w", spec, seed=3).parent
+    for f in ("samples.tsv", "findings.txt", "note.txt", "candidates.txt"):
+        assert (root / "a" / f).read_bytes() == (out / f).read_bytes(), f
+    full, cut = load_graph(root / "a" / "graph"), load_graph(out / "graph")
+    assert full.num_nodes == cut.num_nodes  # the ontology part is whole: only disease links are left out
+
+    def links(g) -> set[tuple[str, str]]:
+        has = g.relations.index("has_phenotype")
+        return {(g.ids[s], g.ids[d]) for s, d, r in zip(g.edge_src.tolist(), g.edge_dst.tolist(),
+                                                        g.edge_rel.tolist()) if r == has}
+
+    with open(out / "withheld_links.tsv", encoding="utf-8") as fh:
+        withheld = {(r["disease"], r["phenotype"]) for r in csv.DictReader(fh, delimiter="\t")}
+    assert links(cut) == links(full) - withheld and withheld <= links(full)
+    assert 0.35 < len(withheld) / len(links(full)) < 0.65
+    assert {d for d, _ in links(cut)} == set(ds.candidates)  # no disease loses every link
+    # patients still show withheld phenotypes: the data knows what the graph does not
+    shown = {(ds.labels[i], f) for i in range(len(ds.labels)) for f in ds.modalities["findings"].values[i]}
+    assert shown & withheld
+    assert not (root / "a" / "withheld_links.tsv").exists()

@@ -3,9 +3,11 @@
 A patient of disease *d* shows k of d's annotated phenotypes drawn by frequency,
 some replaced by a less precise parent term, plus unrelated noise terms.  The
 teacher sees the set of HPO ids (structured findings); the student sees a free-text
-note that names each finding by its label or a synonym in varied sentences.  The
-output is an ordinary paired dataset folder (see ``kgdistill.data.paired``), so the
-HPO path and the generic path share all later code.  Deterministic given the seed.
+note that names each finding by its label or a synonym in varied sentences.  With
+``withheld_links`` the graph leaves out some of each disease's annotations that its
+patients still show, as real annotations are incomplete.  The output is an ordinary
+paired dataset folder (see ``kgdistill.data.paired``), so the HPO path and the
+generic path share all later code.  Deterministic given the seed.
 """
 from __future__ import annotations
 
@@ -104,6 +106,23 @@ def eligible_diseases(spec: HPOBenchmarkConfig) -> list[str]:
     return sorted(out)
 
 
+def withhold_links(diseases: list[str], spec: HPOBenchmarkConfig, seed: int) -> dict[str, set[str]]:
+    """Per disease, the annotated phenotypes whose link the graph leaves out (``spec.withheld_links`` of them,
+    at least one kept).  Its own random stream, so the patients are the same draw as with a complete graph."""
+    if spec.withheld_links == 0.0:
+        return {}
+    rng = np.random.default_rng([seed, 1])
+    onto, ann = hpo_ontology(), hpo_annotations(spec.default_frequency)
+    out: dict[str, set[str]] = {}
+    for d in diseases:
+        terms = sorted(t for t in ann.phenotypes[d] if t in onto.index)
+        left_out = rng.random(len(terms)) < spec.withheld_links
+        if left_out.all():
+            left_out[int(rng.integers(len(terms)))] = False
+        out[d] = {t for t, w in zip(terms, left_out) if w}
+    return out
+
+
 def generate_hpo_benchmark(out_dir: str | Path, spec: HPOBenchmarkConfig = HPOBenchmarkConfig(), seed: int = 0) -> Path:
     """Write a paired dataset folder; returns the path of its dataset.yaml."""
     rng = np.random.default_rng(seed)
@@ -136,7 +155,13 @@ def generate_hpo_benchmark(out_dir: str | Path, spec: HPOBenchmarkConfig = HPOBe
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    build_hpo_graph(diseases, default_frequency=spec.default_frequency).save_csv(out / "graph")
+    withheld = withhold_links(diseases, spec, seed)
+    build_hpo_graph(diseases, default_frequency=spec.default_frequency, withheld=withheld).save_csv(out / "graph")
+    if withheld:  # what the graph does not know, for whoever analyses the runs
+        with open(out / "withheld_links.tsv", "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+            w.writerow(["disease", "phenotype"])
+            w.writerows((d, t) for d in diseases for t in sorted(withheld[d]))
     with open(out / "samples.tsv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, delimiter="\t", lineterminator="\n")
         w.writerow(["id", "label", "split", "student_labelled"])

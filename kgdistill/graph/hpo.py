@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Collection, Iterable, Mapping
 
 import numpy as np
 
@@ -105,11 +105,13 @@ def hpo_annotations(default_frequency: float = 0.5) -> Annotations:
 
 
 def build_hpo_graph(diseases: Iterable[str] | None = None, *, default_frequency: float = 0.5,
-                    restrict: bool = True) -> KnowledgeGraph:
+                    restrict: bool = True, withheld: Mapping[str, Collection[str]] | None = None) -> KnowledgeGraph:
     """HPO terms plus diseases with weighted ``has_phenotype`` edges (disease -> term).
 
     With ``restrict`` only the given diseases, their phenotypes and those terms'
-    ancestors are kept: the part of the graph a benchmark can reach.
+    ancestors are kept: the part of the graph a benchmark can reach.  ``withheld``:
+    disease -> annotated terms whose edge is left out (an incomplete annotation); the
+    terms themselves stay in the ontology part.
     """
     onto = hpo_ontology()
     ann = hpo_annotations(default_frequency)
@@ -129,7 +131,8 @@ def build_hpo_graph(diseases: Iterable[str] | None = None, *, default_frequency:
             b.add_edge(onto.ids[s], onto.ids[d], onto.relations[r])
     for d in chosen:
         b.add_node(d, ann.disease_names[d], "", type="disease")
+        left_out = withheld.get(d, ()) if withheld else ()
         for term, f in sorted(ann.phenotypes[d].items()):
-            if term in b:
+            if term in b and term not in left_out:
                 b.add_edge(d, term, "has_phenotype", f)
     return b.build(dangling="drop")
