@@ -87,8 +87,8 @@ class HPOBenchmarkConfig(Strict):
     negation_rate: float = Field(0.3, ge=0.0, le=1.0)
     default_frequency: float = Field(0.5, gt=0.0, le=1.0)
     source: Literal["any", "OMIM", "ORPHA"] = "any"
-    # the fraction of each disease's phenotype links left out of the graph while its patients still show those
-    # phenotypes (real annotations are incomplete); every disease keeps at least one link
+    # each disease's phenotype links are left out of the graph with this probability (independently) while its
+    # patients still show those phenotypes (real annotations are incomplete); every disease keeps one link at least
     withheld_links: float = Field(0.0, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")

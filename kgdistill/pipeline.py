@@ -69,18 +69,31 @@ def calibrate(cfg: RunConfig, task: Task, device, log_dir: Path | None, progress
 
     ``students``: only these students (and the teacher, which they learn from); each is trained with its own
     seed, so its calibration equals the one a pass over every method chooses."""
-    methods = {TEACHER: (True, False)} | {m: (c.calibrate, c.fusion) for m, c in cfg.student.methods.items()
-                                          if students is None or m in students}
-    if not cfg.calibration.enabled or task.seen.sum() < 5 or task.seen.all():
+    methods = {TEACHER: (True, False)} | calibrated_methods(cfg, students)
+    if not can_calibrate(cfg, task):
         return {m: Calibration() for m in methods}, None
     held = choose_holdout(task, cfg.calibration.holdout_fraction, cfg.seed)
     fitted = fit_models(cfg, task, task.seen & ~held, device, log_dir, progress, methods=students,
                         state_dir=state_dir)
     va = _calibration_patients(task)
     scores = score_samples(task, fitted, va, device)
-    kept = ValidationScores(torch.as_tensor(va), torch.as_tensor(held),
-                            {m: scores[m] for m, (_, fusion) in methods.items() if fusion})
+    fused = {m: scores[m] for m, (_, fusion) in methods.items() if fusion}
+    kept = None  # nothing to choose again without fused methods reading a prototype
+    if fused and task.prototype is not None:
+        kept = ValidationScores(torch.as_tensor(va), torch.as_tensor(held), fused)
     return choose_calibrations(cfg, task, methods, va, held, scores), kept
+
+
+def calibrated_methods(cfg: RunConfig, students: list[str] | None = None, *, fused_only: bool = False
+                       ) -> dict[str, tuple[bool, bool]]:
+    """Student method -> (calibrate, fusion), for ``students`` (None: all) or only the fused ones."""
+    return {m: (c.calibrate, c.fusion) for m, c in cfg.student.methods.items()
+            if (students is None or m in students) and (c.fusion or not fused_only)}
+
+
+def can_calibrate(cfg: RunConfig, task: Task) -> bool:
+    """Calibration needs seen concepts to hold out (at least 5) and unseen ones to calibrate for."""
+    return bool(cfg.calibration.enabled and task.seen.sum() >= 5 and not task.seen.all())
 
 
 def _calibration_patients(task: Task) -> np.ndarray:
@@ -290,7 +303,7 @@ def _run(cfg: RunConfig, rd: RunDir, state: Path, dist, device_name: str, progre
         task = _build(cfg, rd, device, progress, log, dist)
         t1 = time.perf_counter()
         cal = _load_calibration(state / "calibration.json")
-        kept = ValidationScores.load(state / VALIDATION_SCORES) if cal is not None else None
+        kept = _load_validation_scores(state / VALIDATION_SCORES) if cal is not None else None
         if cal is None:
             cal, kept = calibrate(cfg, task, device, rd.path / "logs" / "calibration", progress,
                                   state / "calibration")
@@ -361,8 +374,8 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: Sequence[str]
     models and the generated data are copied; when the prototype changes, the fused methods' calibration is
     chosen again from the calibration pass's validation scores the run kept (no training), or, for a run made
     before they were kept, by retraining the calibration-pass models (and the teacher) with the run's seeds.
-    Either way the result equals a fresh run of the new configuration (tested; retraining matches only on the
-    same code, device and process count).
+    Either way the result equals a fresh run of the new configuration on the code, device and process count that
+    trained the source (tested); retraining matches only when it runs on those too.
 
     The new settings: ``overrides`` (``key=value``) applied to the run's config, or a whole ``cfg``.  A
     re-evaluation that fails leaves nothing behind: it has no state worth resuming."""
@@ -404,7 +417,10 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: Sequence[str]
     rd = RunDir.create(out, cfg)
     try:
         with graceful_stop():
-            rd.update(reevaluated_from=str(src.path.resolve()))
+            rd.update(reevaluated_from=str(src.path.resolve()),  # its models are the source's code's work
+                      trained_with_code=src.info.get("code"),
+                      **({"resumed_with_code": src.info["resumed_with_code"]} if "resumed_with_code" in src.info
+                         else {}))
             shutil.copytree(src.path / "logs", rd.path / "logs", dirs_exist_ok=True)  # training curves
             if (src.path / "data" / "dataset.yaml").is_file():  # generated data: the very patients trained on
                 shutil.copytree(src.path / "data", rd.path / "data")
@@ -415,10 +431,10 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: Sequence[str]
             if list(task.candidates) != (src.checkpoints / "candidates.txt").read_text(encoding="utf-8").split():
                 raise RunDirError("its data now gives other candidate concepts than it was trained on; train "
                                   "a new run instead", source=str(src.path))
-            fused = {m: (c.calibrate, True) for m, c in cfg.student.methods.items() if c.fusion}
+            fused = calibrated_methods(cfg, fused_only=True)
             prototype_changed = (old.eval.prototype, old.eval.prototype_params) != (cfg.eval.prototype,
                                                                                    cfg.eval.prototype_params)
-            if fused and prototype_changed and task.prototype is not None and cfg.calibration.enabled:
+            if fused and prototype_changed and task.prototype is not None and can_calibrate(cfg, task):
                 t1 = time.perf_counter()
                 if kept is not None and fused.keys() <= kept.scores.keys():
                     _check_validation_scores(kept, cfg, task, src)
@@ -479,6 +495,14 @@ def _load_calibration(path: Path) -> dict[str, Calibration] | None:
         return calibrations_from_json(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, TypeError, AttributeError):
         raise RunDirError("damaged resume state; delete it to redo the calibration pass", source=str(path)) from None
+
+
+def _load_validation_scores(path: Path) -> ValidationScores | None:
+    try:
+        return ValidationScores.load(path)
+    except RunDirError as exc:
+        raise RunDirError(f"{exc}; delete {path.parent / 'calibration.json'} to redo the calibration pass "
+                          "from its stage checkpoints") from None
 
 
 def _saved_calibrations(rd: RunDir) -> dict[str, Calibration]:

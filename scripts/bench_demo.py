@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
-import time
 from datetime import date
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import numpy as np
 import torch
 
 from kgdistill.config import load_config, packaged_config
-from kgdistill.pipeline import run_pipeline
+from bench_quality import run_or_reuse  # noqa: E402 (scripts/ is on sys.path)
 
 ORDER = ("teacher", "prototype", "student_alone", "kd", "kg_guided", "kg_guided_no_fusion")
 
@@ -60,18 +58,10 @@ def main() -> None:
     runs, secs = [], []
     for seed in args.seeds:
         cfg = load_config(packaged_config(cfg_name), [f"seed={seed}", *args.overrides])
-        done = args.out / f"seed{seed}"
-        info = json.loads((done / "run.json").read_text()) if (done / "run.json").is_file() else {}
-        if info.get("status") == "complete" and info.get("config_hash") == cfg.hash():
-            runs.append(json.loads((done / "metrics.json").read_text()))  # same config already run: reuse it
-            secs.append(runs[-1]["seconds"])
-            continue
-        if done.exists():
-            shutil.rmtree(done)
-        t = time.perf_counter()
-        rd = run_pipeline(cfg, done, progress=False)
-        secs.append(time.perf_counter() - t)
+        # a complete run of this config is reused, an interrupted one continued, another config's never deleted
+        rd = run_or_reuse(cfg.model_dump(mode="json"), args.out / f"seed{seed}", print)
         runs.append(rd.metrics())
+        secs.append(runs[-1]["seconds"])
     meta = {"command": f"python scripts/bench_demo.py {'--quick ' if args.quick else ''}--seeds {' '.join(map(str, args.seeds))}",
             "date": date.today().isoformat(), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
             f"{platform.python_implementation()} {platform.python_version()}, torch {torch.__version__}",

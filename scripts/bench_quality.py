@@ -90,8 +90,8 @@ TASKS = {
                                      "graph prototype (eval.prototype: likelihood)",
                                      overrides=("data.hpo.num_diseases=1000", *LIKELIHOOD_PROTOTYPE),
                                      prototype_reads_graph=True, hpo_two_labels=True, reuses="hpo_1000"),
-    "hpo_incomplete": BenchTask("quick", "HPO rare diseases as hpo_quick (50 diseases), but half of each disease's "
-                                "phenotype links left out of the graph while its patients still show them "
+    "hpo_incomplete": BenchTask("quick", "HPO rare diseases as hpo_quick_likelihood (50 diseases), but each phenotype "
+                                "link left out of the graph with probability 0.5 while the patients still show it "
                                 "(data.hpo.withheld_links: 0.5): the data knows what the graph does not",
                                 overrides=("data.hpo.withheld_links=0.5", *LIKELIHOOD_PROTOTYPE), quick=HPO_QUICK,
                                 prototype_reads_graph=True, hpo_two_labels=True),

@@ -262,7 +262,10 @@ def test_evaluating_again_with_another_prototype_equals_training_with_it(tmp_pat
     assert "| kg_guided |" in r.stdout and str(again) in r.stdout
     info = json.loads((again / "run.json").read_text())
     assert info["status"] == "complete" and info["reevaluated_from"] == str(tiny_run.resolve())
+    assert info["trained_with_code"] == json.loads((tiny_run / "run.json").read_text())["code"]
     _assert_same_results(again, mean_run)
+    chosen = [json.loads((d / "calibration.json").read_text())["kg_guided"] for d in (again, tiny_run)]
+    assert chosen[0] != chosen[1]  # chosen with the new prototype (here its validation figures differ)
     assert Predictor.from_run_dir(again).prototype.registry_name == "mean"
     assert (again / "data" / "dataset.yaml").read_bytes() == (tiny_run / "data" / "dataset.yaml").read_bytes()
     for f in ("alignments/samples.csv", "report.md", "logs/teacher.csv", "plots/training_curves.png"):
@@ -286,9 +289,12 @@ def test_a_run_without_validation_scores_is_evaluated_again_by_retraining_its_ca
     (old / "checkpoints" / "validation_scores.safetensors").unlink()
     said: list[str] = []
     again = reevaluate_run(old, tmp_path / "again", ["eval.prototype=mean"], progress=False, log=said.append).path
+    from kgdistill.eval.calibration import ValidationScores
+
     assert any("calibration of kg_guided chosen again by training its calibration pass again" in m for m in said)
     _assert_same_results(again, mean_run)
-    assert (again / "checkpoints" / "validation_scores.safetensors").is_file()
+    kept = [ValidationScores.load(d / "checkpoints" / "validation_scores.safetensors") for d in (again, mean_run)]
+    assert torch.equal(kept[0].scores["kg_guided"], kept[1].scores["kg_guided"])  # the very models retrained
 
 
 def test_validation_scores_that_do_not_match_the_data_are_refused(tmp_path, tiny_run):
@@ -303,6 +309,11 @@ def test_validation_scores_that_do_not_match_the_data_are_refused(tmp_path, tiny
     kept = ValidationScores.load(path)
     ValidationScores(kept.val, ~kept.held, kept.scores).save(path)
     with pytest.raises(RunDirError, match="scores other validation patients or held-out concepts"):
+        reevaluate_run(odd, tmp_path / "new", ["eval.prototype=mean"], progress=False, log=lambda *_: None)
+    assert not (tmp_path / "new").exists()
+
+    ValidationScores(kept.val, kept.held.to(torch.uint8), kept.scores).save(path)  # 0/1 would pass as a mask
+    with pytest.raises(RunDirError, match=r"expected tensors val \(int64 \[n\]\), held \(bool"):
         reevaluate_run(odd, tmp_path / "new", ["eval.prototype=mean"], progress=False, log=lambda *_: None)
     assert not (tmp_path / "new").exists()
 

@@ -107,8 +107,8 @@ def eligible_diseases(spec: HPOBenchmarkConfig) -> list[str]:
 
 
 def withhold_links(diseases: list[str], spec: HPOBenchmarkConfig, seed: int) -> dict[str, set[str]]:
-    """Per disease, the annotated phenotypes whose link the graph leaves out (``spec.withheld_links`` of them,
-    at least one kept).  Its own random stream, so the patients are the same draw as with a complete graph."""
+    """Per disease, the annotated phenotypes whose link the graph leaves out (each with probability
+    ``spec.withheld_links``, at least one kept).  Its own random stream, so the patients are the same draw as with a complete graph."""
     if spec.withheld_links == 0.0:
         return {}
     rng = np.random.default_rng([seed, 1])

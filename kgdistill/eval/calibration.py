@@ -55,12 +55,14 @@ class ValidationScores:
         if not Path(path).is_file():
             return None
         t = load_tensors(path)
+        val, held = t.get("val"), t.get("held")
         scores = {k.split(".", 1)[1]: v for k, v in t.items() if k.startswith("scores.")}
-        if "val" not in t or "held" not in t or any(s.shape != (len(t["val"]), len(t["held"]))
-                                                    for s in scores.values()):
-            raise RunDirError("expected tensors val, held and scores.<method> [len(val), len(held)]",
-                              source=str(path))
-        return cls(t["val"], t["held"], scores)
+        if (val is None or held is None or val.dtype != torch.int64 or val.dim() != 1 or held.dtype != torch.bool
+                or held.dim() != 1 or any(not s.is_floating_point() or s.shape != (len(val), len(held))
+                                          for s in scores.values())):
+            raise RunDirError("expected tensors val (int64 [n]), held (bool [candidates]) and scores.<method> "
+                              "(float [n, candidates])", source=str(path))
+        return cls(val, held, scores)
 
 
 def calibrations_to_json(cal: dict[str, Calibration]) -> dict[str, dict[str, float]]:
