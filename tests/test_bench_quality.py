@@ -50,7 +50,8 @@ def test_every_task_method_and_seed_present(quick_results):
                 for fig in task["results"][method].values():
                     assert "seen_top1_uncalibrated" in fig, (name, method)
         assert set(task["summary"]) == set(task["results"])
-        assert "3_mistake_severity" in task["targets"]
+        assert set(task["mistake_severity_pooled"]) == set(task["results"]), name
+        assert {"3_mistake_severity", "3_mistake_severity_pooled"} <= set(task["targets"])
     hpo = data["tasks"]["hpo_quick"]
     assert "2_harmonic_top1" in hpo["targets"]
     for fig in hpo["results"]["kg_guided"].values():
@@ -79,6 +80,36 @@ def test_plot_per_task(quick_results):
         assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _bench_quality():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import bench_quality
+    finally:
+        sys.path.pop(0)
+    return bench_quality
+
+
+def test_pooled_mistake_severity_weighs_each_seed_by_its_wrong_guesses():
+    """Seed means count a perfect seed as severity 0; pooling weighs each seed by its share of wrong guesses."""
+    bq = _bench_quality()
+    kg = {"0": {"all_top1": 0.9, "mistake_severity": 0.5}, "1": {"all_top1": 1.0, "mistake_severity": 0.0},
+          "2": {"all_top1": 0.7, "mistake_severity": 0.8}}
+    sp = {"0": {"all_top1": 0.8, "mistake_severity": 0.6}, "1": {"all_top1": 0.8, "mistake_severity": 0.6},
+          "2": {"all_top1": 0.8, "mistake_severity": 0.6}}
+    # (0.1 * 0.5 + 0 * 0 + 0.3 * 0.8) / (0.1 + 0 + 0.3) = 0.29 / 0.4
+    assert bq.pooled_severity(kg) == pytest.approx(0.725)
+    assert bq.pooled_severity(sp) == pytest.approx(0.6)
+    assert bq.pooled_severity({"0": {"all_top1": 1.0, "mistake_severity": 0.0}}) == 0.0
+    assert bq.pooled_severity({"0": {"mistake_severity": 0.3}}) is None
+    res = bq.summarise(bq.BenchTask("quick", "t"), [0, 1, 2], {"kg_guided": kg, "sp": sp})
+    assert res["summary"]["kg_guided"]["mistake_severity"]["mean"] == pytest.approx(1.3 / 3)
+    mean_rule, pooled_rule = res["targets"]["3_mistake_severity"], res["targets"]["3_mistake_severity_pooled"]
+    assert mean_rule["met"] is True  # 0.433 < 0.6 only because the perfect seed counts as 0
+    assert pooled_rule == {"kg_guided": pytest.approx(0.725), "best_baseline": "sp",
+                           "best_value": pytest.approx(0.6), "margin": pytest.approx(-0.125), "met": False}
+    assert res["mistake_severity_pooled"] == {"kg_guided": pytest.approx(0.725), "sp": pytest.approx(0.6)}
+
+
 def test_missing_data_package_is_one_line_with_the_fix(monkeypatch):
     from kgdistill.data import external
     from kgdistill.errors import DataError
@@ -95,11 +126,7 @@ def test_a_run_of_another_configuration_is_never_deleted(tiny_run, tiny_config, 
     and stops, naming the key, at a run of another one: it never deletes results."""
     import shutil
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import bench_quality
-    finally:
-        sys.path.pop(0)
+    bench_quality = _bench_quality()
     from kgdistill.errors import KGDistillError
 
     out = tmp_path / "seed0"
@@ -118,11 +145,7 @@ def test_a_task_that_differs_only_in_evaluation_reuses_the_trained_models(tiny_r
                                                                           monkeypatch):
     """A task with ``reuses`` (hpo_likelihood over hpo_set_match's runs) evaluates the other task's models
     again instead of training them; a run trained differently is not taken for it."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import bench_quality
-    finally:
-        sys.path.pop(0)
+    bench_quality = _bench_quality()
 
     assert bench_quality.TASKS["hpo_likelihood"].reuses == "hpo_set_match"
     tree = tiny_config.model_dump(mode="json")
@@ -144,11 +167,7 @@ def test_a_task_that_differs_only_in_evaluation_reuses_the_trained_models(tiny_r
 
 @pytest.mark.parametrize("quick", [False, True])
 def test_every_reusing_task_trains_exactly_as_the_task_it_reuses(quick):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import bench_quality
-    finally:
-        sys.path.pop(0)
+    bench_quality = _bench_quality()
     from kgdistill.config import validate_config
     from kgdistill.pipeline import training_difference
 

@@ -45,6 +45,37 @@ def test_ce_masks_unlabelled_and_smooths():
     close(LOSSES.build("ce", label_smoothing=0.2)(b), (smoothed + math.log(2)) / 2)
 
 
+def test_graph_soft_labels_hand_value():
+    # K=3, truth 0, sim row (1, 0.5, 0), beta = ln 2: the other two share the smoothing as 2^0.5 : 2^0
+    sim = [[1.0, 0.5, 0.0], [0.5, 1.0, 0.5], [0.0, 0.5, 1.0]]
+    term = LOSSES.build("graph_soft_labels", smoothing=0.3, beta=math.log(2))
+    b = batch([[0, 0]] * 2, logits_s=[[0, 0, 0], [5, 1, 2]], labels=[0, -1], concept_sim=sim)
+    # uniform logits: -sum q log(1/3) = log 3 whatever q is; sample 1 is unlabelled.
+    close(term(b), math.log(3))
+    b = batch([[0, 0]], logits_s=[[math.log(4), 0, 0]], labels=[0], concept_sim=sim)
+    # p = (4, 1, 1) / 6; q = (0.7, 0.3 * sqrt2 / (1 + sqrt2), 0.3 / (1 + sqrt2))
+    q = [0.7, 0.3 * SQ2 / (1 + SQ2), 0.3 / (1 + SQ2)]
+    close(term(b), -(q[0] * math.log(4 / 6) + (q[1] + q[2]) * math.log(1 / 6)))
+    # beta = 0 is plain label smoothing over the other concepts: (0.7, 0.15, 0.15), same value here
+    close(LOSSES.build("graph_soft_labels", smoothing=0.3, beta=0.0)(b), -(0.7 * math.log(4 / 6) + 0.3 * math.log(1 / 6)))
+    # a single candidate: nothing to spread to, and log p = 0
+    one = batch([[0, 0]], logits_s=[[1.5]], labels=[0], concept_sim=[[1.0]])
+    close(term(one), 0.0)
+
+
+def test_graph_soft_labels_charge_far_mistakes_more():
+    """The same wrong guess costs less when it lands on a concept near the truth in the graph; no smoothing is
+    plain cross-entropy."""
+    sim = [[1.0, 0.8, 0.0], [0.8, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    near = batch([[0, 0]], logits_s=[[0, 3, 0]], labels=[0], concept_sim=sim)  # guesses concept 1, near 0
+    far = batch([[0, 0]], logits_s=[[0, 0, 3]], labels=[0], concept_sim=sim)   # guesses concept 2, far
+    term = LOSSES.build("graph_soft_labels", smoothing=0.2, beta=5.0)
+    assert term(near).item() < term(far).item()
+    ce = LOSSES.build("ce")
+    assert ce(near).item() == pytest.approx(ce(far).item())
+    close(LOSSES.build("graph_soft_labels", smoothing=0.0)(near), ce(near).item())
+
+
 def test_kd_hand_value():
     # T=2: teacher logits (2 log 3, 0)/2 -> p_t = (3/4, 1/4); student (0, 0) -> p_s = (1/2, 1/2).
     # KL = 3/4 log(3/2) + 1/4 log(1/2); x T^2 = 4; sample 2 has student == teacher (KL 0); mean over 2.
@@ -211,7 +242,8 @@ def test_bad_temperature(name, temperature):
 @pytest.mark.parametrize(
     "name, params",
     [("ce", {"label_smoothing": 1.0}), ("feature", {"metric": "l1"}), ("anchor", {"min_confidence": 2}),
-     ("graph_relational", {"alpha": 1.5}), ("kd", {"temp": 2.0})],
+     ("graph_relational", {"alpha": 1.5}), ("kd", {"temp": 2.0}), ("graph_soft_labels", {"beta": -1.0}),
+     ("graph_soft_labels", {"smoothing": 1.0})],
 )
 def test_bad_params_name_the_term(name, params):
     with pytest.raises(ConfigError, match=repr(name)):
