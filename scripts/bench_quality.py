@@ -72,6 +72,9 @@ KG_SOFT = ("student.methods.kg_soft={prototypes: gnn, fusion: true, losses: ["
            "{name: graph_soft_labels, weight: 1.0, smoothing: 0.2, beta: 10.0}, "
            "{name: kd, weight: 1.0, temperature: 4.0}, {name: anchor, weight: 0.5}, "
            "{name: graph_relational, weight: 1.0, alpha: 0.5}]}",)
+# probe: the teacher trained against graph-smoothed labels, so that KD carries graph-shaped soft labels to every
+# student (the students' own cross-entropy only reaches the few labelled samples)
+SOFT_TEACHER = ("teacher.losses=[{name: graph_soft_labels, weight: 1.0, smoothing: 0.2, beta: 10.0}]",)
 TASKS = {
     "hpo_quick": BenchTask("quick", "HPO rare diseases, 50 diseases (40 seen, 10 unseen; --quick: 16), text notes, "
                            "2 labels per disease",
@@ -118,6 +121,14 @@ TASKS = {
                               "along the graph (graph_soft_labels)", writer="motions",
                               overrides=(*MEAN_PROTOTYPE, *KG_SOFT),
                               quick=("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)),
+    "mfeat_soft_teacher": BenchTask("bench_mfeat", "probe: mfeat_soft with the teacher trained against labels "
+                                    "smoothed along the graph", writer="mfeat",
+                                    overrides=(*MEAN_PROTOTYPE, *KG_SOFT, *SOFT_TEACHER),
+                                    quick=("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)),
+    "motions_soft_teacher": BenchTask("bench_motions", "probe: motions_soft with the teacher trained against labels "
+                                      "smoothed along the graph", writer="motions",
+                                      overrides=(*MEAN_PROTOTYPE, *KG_SOFT, *SOFT_TEACHER),
+                                      quick=("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)),
     "hpo_quick_soft": BenchTask("quick", "probe: hpo_quick_likelihood plus kg_soft, kg_guided trained against labels "
                                 "smoothed along the graph (graph_soft_labels)",
                                 overrides=(*LIKELIHOOD_PROTOTYPE, *KG_SOFT), quick=HPO_QUICK,
