@@ -57,6 +57,7 @@ class BenchTask:
 
 
 QUICK_STUDENT = ("student.patience=5", "teacher.patience=5")
+SMALL_QUICK = ("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)  # --quick on mfeat / motions
 # the GNN every task was measured with, before the default became input_dim 128 / hidden 192
 WIDE_GNN = ("gnn.hidden=256", "gnn.input_dim=null")
 # the graph prototype these tasks were measured with, before the default changed (mean -> set_match -> likelihood);
@@ -106,29 +107,29 @@ TASKS = {
                                 prototype_reads_graph=True, hpo_two_labels=True),
     "mfeat": BenchTask("bench_mfeat", "UCI Multiple Features digits: teacher fac (profile correlations), student fou "
                        "(Fourier), 5 labels per digit, all 10 digits seen", writer="mfeat", overrides=MEAN_PROTOTYPE,
-                       quick=("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)),
+                       quick=SMALL_QUICK),
     "mfeat_zsl": BenchTask("bench_mfeat", "UCI Multiple Features as mfeat, but digits 3 and 7 unseen (no training "
                            "rows): can the digit graph reach them?", writer="mfeat", overrides=MEAN_PROTOTYPE,
                            writer_args=(("unseen", (3, 7)),),
-                           quick=("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)),
+                           quick=SMALL_QUICK),
     "motions": BenchTask("bench_motions", "BasicMotions: teacher accelerometer, student gyroscope, 2 labelled "
                          "recordings per activity, all 4 activities seen", writer="motions", overrides=MEAN_PROTOTYPE,
-                         quick=("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)),
+                         quick=SMALL_QUICK),
     "mfeat_soft": BenchTask("bench_mfeat", "probe: mfeat plus kg_soft, kg_guided trained against labels smoothed "
                             "along the graph (graph_soft_labels)", writer="mfeat", overrides=(*MEAN_PROTOTYPE, *KG_SOFT),
-                            quick=("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)),
+                            quick=SMALL_QUICK),
     "motions_soft": BenchTask("bench_motions", "probe: motions plus kg_soft, kg_guided trained against labels smoothed "
                               "along the graph (graph_soft_labels)", writer="motions",
                               overrides=(*MEAN_PROTOTYPE, *KG_SOFT),
-                              quick=("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)),
+                              quick=SMALL_QUICK),
     "mfeat_soft_teacher": BenchTask("bench_mfeat", "probe: mfeat_soft with the teacher trained against labels "
                                     "smoothed along the graph", writer="mfeat",
                                     overrides=(*MEAN_PROTOTYPE, *KG_SOFT, *SOFT_TEACHER),
-                                    quick=("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)),
+                                    quick=SMALL_QUICK),
     "motions_soft_teacher": BenchTask("bench_motions", "probe: motions_soft with the teacher trained against labels "
                                       "smoothed along the graph", writer="motions",
                                       overrides=(*MEAN_PROTOTYPE, *KG_SOFT, *SOFT_TEACHER),
-                                      quick=("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)),
+                                      quick=SMALL_QUICK),
     "hpo_quick_soft": BenchTask("quick", "probe: hpo_quick_likelihood plus kg_soft, kg_guided trained against labels "
                                 "smoothed along the graph (graph_soft_labels)",
                                 overrides=(*LIKELIHOOD_PROTOTYPE, *KG_SOFT), quick=HPO_QUICK,
