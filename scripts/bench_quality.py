@@ -67,15 +67,21 @@ SET_MATCH_PROTOTYPE = ("eval.prototype=set_match",)
 LIKELIHOOD_PROTOTYPE = ("eval.prototype=likelihood",)  # today's default, pinned so a later change keeps its runs
 HPO_QUICK = ("data.hpo.num_diseases=16", "data.hpo.train_per_disease=8", "data.hpo.val_per_disease=3",
              "data.hpo.test_per_disease=3", "teacher.epochs=8", "student.epochs=6", *QUICK_STUDENT)
-# probe: kg_guided with its cross-entropy against labels smoothed along the graph (graph_soft_labels), aimed
-# at target 3; smoothing 0.2 and beta 10 fixed beforehand, not tuned
-KG_SOFT = ("student.methods.kg_soft={prototypes: gnn, fusion: true, losses: ["
-           "{name: graph_soft_labels, weight: 1.0, smoothing: 0.2, beta: 10.0}, "
-           "{name: kd, weight: 1.0, temperature: 4.0}, {name: anchor, weight: 0.5}, "
-           "{name: graph_relational, weight: 1.0, alpha: 0.5}]}",)
-# probe: the teacher trained against graph-smoothed labels, so that KD carries graph-shaped soft labels to every
-# student (the students' own cross-entropy only reaches the few labelled samples)
-SOFT_TEACHER = ("teacher.losses=[{name: graph_soft_labels, weight: 1.0, smoothing: 0.2, beta: 10.0}]",)
+# probes aimed at target 3: cross-entropy against labels smoothed along the graph (smoothing 0.2 and beta 10 fixed
+# beforehand, not tuned), in place of kg_guided's own cross-entropy (kg_soft: every other term is kg_guided's, read
+# from bench_methods.yaml so the probe changes that one term only), and for the teacher, so that KD carries
+# graph-shaped soft labels to every student (the students' own cross-entropy only reaches the few labelled samples)
+SOFT_LABELS = {"name": "graph_soft_labels", "weight": 1.0, "smoothing": 0.2, "beta": 10.0}
+
+
+def _kg_soft_override() -> str:
+    kg = read_config_tree(packaged_config("bench_methods"))["student"]["methods"]["kg_guided"]
+    losses = [SOFT_LABELS if term["name"] == "ce" else term for term in kg["losses"]]
+    return "student.methods.kg_soft=" + json.dumps({**kg, "losses": losses})  # JSON is YAML for --set
+
+
+KG_SOFT = (_kg_soft_override(),)
+SOFT_TEACHER = ("teacher.losses=" + json.dumps([SOFT_LABELS]),)
 TASKS = {
     "hpo_quick": BenchTask("quick", "HPO rare diseases, 50 diseases (40 seen, 10 unseen; --quick: 16), text notes, "
                            "2 labels per disease",
@@ -331,17 +337,15 @@ def check_targets(task: BenchTask, summary: dict, pooled: dict[str, float] | Non
         out["2_harmonic_top1"] = {"kg_guided": mean("kg_guided", "harmonic_top1"), "best_baseline": best,
                                   "best_value": mean(best, "harmonic_top1") or 0.0, "margin": margin,
                                   "required": 0.05, "met": round(100 * margin, 1) >= 5.0}
-    best = min(baselines, key=lambda m: mean(m, "mistake_severity"))
-    gap = mean(best, "mistake_severity") - mean("kg_guided", "mistake_severity")
-    out["3_mistake_severity"] = {"kg_guided": mean("kg_guided", "mistake_severity"), "best_baseline": best,
-                                 "best_value": mean(best, "mistake_severity"), "margin": gap, "met": round(gap, 3) > 0}
-    pooled = pooled or {}
-    rivals = [m for m in baselines if m in pooled]
-    if "kg_guided" in pooled and rivals:
-        best = min(rivals, key=pooled.__getitem__)
-        gap = pooled[best] - pooled["kg_guided"]
-        out["3_mistake_severity_pooled"] = {"kg_guided": pooled["kg_guided"], "best_baseline": best,
-                                            "best_value": pooled[best], "margin": gap, "met": round(gap, 3) > 0}
+    for key, values in (("3_mistake_severity", {m: mean(m, "mistake_severity") for m in (*baselines, "kg_guided")}),
+                        ("3_mistake_severity_pooled", pooled or {})):
+        rivals = [m for m in baselines if values.get(m) is not None]
+        if values.get("kg_guided") is None or not rivals:
+            continue
+        best = min(rivals, key=values.__getitem__)
+        gap = values[best] - values["kg_guided"]
+        out[key] = {"kg_guided": values["kg_guided"], "best_baseline": best, "best_value": values[best],
+                    "margin": gap, "met": round(gap, 3) > 0}
     return out
 
 
