@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 
 def run(config: str | Path = "default", out: str | Path | None = None, overrides: list[str] | None = None,

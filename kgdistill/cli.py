@@ -77,16 +77,16 @@ def train(config: Optional[Path] = typer.Argument(None, help="YAML configuration
 def eval_(run_dir: Path = typer.Argument(...), as_json: bool = typer.Option(False, "--json"),
           device: Optional[str] = typer.Option(None, "--device", help="Default: cpu; with --out, the run's own "
                                                "train.device."),
-          set_: List[str] = typer.Option([], "--set", help="Another eval.* setting, e.g. --set eval.prototype=mean "
-                                         "(needs --out)."),
+          set_: List[str] = typer.Option([], "--set", help="Another eval.* setting, e.g. --set "
+                                         "eval.text_baseline=mean (needs --out)."),
           out: Optional[Path] = typer.Option(None, "--out", help="Write a new complete run directory evaluated with "
                                              "the --set settings; the trained models are reused."),
           quiet: bool = typer.Option(False, "--quiet")):
     """Re-score a finished run's test set from its checkpoints; with --set and --out, evaluate it again with
-    other settings (e.g. another graph prototype) into a new run directory, without training it again."""
+    other settings (e.g. another text baseline) into a new run directory, without training it again."""
     from .errors import ConfigError
     from .eval.report import metrics_table
-    from .pipeline import evaluate_run, reevaluate_run
+    from .reevaluate import evaluate_run, reevaluate_run
 
     if out is None:
         if set_:
@@ -141,13 +141,56 @@ def graph_inspect(path: Path = typer.Argument(..., help="Graph file or folder (O
     print(json.dumps(info, indent=2, default=str) if as_json else format_inspection(info))
 
 
-def _mount_store_commands() -> None:
-    try:
-        from .store.commands import align_app, graph_load_command
-    except ImportError:  # store package not built yet
+@graph_app.command("load")
+def graph_load(
+        uri: str = typer.Argument(..., help="bolt://host:port of the Neo4j server holding the graph "
+                                            "(credentials from NEO4J_USER / NEO4J_PASSWORD)."),
+        label: List[str] = typer.Option(..., "--label", help="Node label of the graph's concepts (repeatable)."),
+        rel: List[str] = typer.Option([], "--rel", help="Relationship type to read (repeatable; default: every "
+                                                        "type between those nodes)."),
+        id_property: str = typer.Option("id", "--id-property", help="Node property holding the concept id."),
+        name_property: str = typer.Option("name", "--name-property", help="Node property holding the name."),
+        text_property: Optional[str] = typer.Option(None, "--text-property", help="Node property with a definition."),
+        type_property: Optional[str] = typer.Option(None, "--type-property", help="Node property with the node "
+                                                                                  "type (default: its label)."),
+        synonyms_property: Optional[str] = typer.Option(None, "--synonyms-property", help="List property (or "
+                                                                                          "'|'-separated text)."),
+        weight_property: Optional[str] = typer.Option(None, "--weight-property", help="Relationship weight "
+                                                                                      "property."),
+        reverse: List[str] = typer.Option([], "--reverse", help="Relationship type whose edges point general -> "
+                                                                "specific (flipped on reading; repeatable)."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Save the graph as nodes.csv + edges.csv here."),
+        as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
+    """Read a domain graph from Neo4j into the project's typed graph (same as the file loaders)."""
+    from ..graph.neo4j_io import load_neo4j
+
+    kg = load_neo4j(uri, label, rel or None, id_property=id_property, name_property=name_property,
+                    text_property=text_property, type_property=type_property, synonyms_property=synonyms_property,
+                    weight_property=weight_property, reverse_types=reverse)
+    saved = str(kg.save_csv(out)) if out is not None else None
+    info = {"source": kg.source, "nodes": kg.num_nodes, "edges": kg.num_edges, "relations": kg.relation_counts(),
+            "types": kg.type_counts(), "saved_to": saved}
+    if as_json:
+        print(json.dumps(info, indent=2, ensure_ascii=False, default=str))
         return
+    print(f"Read {kg.num_nodes} nodes and {kg.num_edges} edges from {kg.source}")
+    for r, c in info["relations"].items():
+        print(f"  {r}: {c}")
+    if saved:
+        print(f"Saved to {saved} (nodes.csv, edges.csv)")
+
+
+def _embed_text(text: str, run_dir: Path):
+    """What ``align query --text`` compares with the store: the run's student vector of ``text``."""
+    from .predict import Predictor
+
+    return Predictor.from_run_dir(run_dir).embed_texts([text])[0]
+
+
+def _mount_store_commands() -> None:
+    from .store.commands import align_app
+
     app.add_typer(align_app, name="align")
-    graph_app.command("load")(graph_load_command)
 
 
 _mount_store_commands()
@@ -165,10 +208,18 @@ def _quiet_third_party() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+def _one_line_warnings() -> None:
+    """Our warnings (an old config key) as one line each, like our errors."""
+    import warnings
+
+    warnings.formatwarning = lambda message, category, *_a, **_k: f"kgdistill: warning: {message}\n"
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     _quiet_third_party()
+    _one_line_warnings()
     try:
-        app(args=argv, prog_name="kgdistill", standalone_mode=False)
+        app(args=argv, prog_name="kgdistill", standalone_mode=False, obj={"embed_text": _embed_text})
     except TrainingInterrupted as exc:
         print(f"kgdistill: interrupted: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,10 +32,16 @@ def _file_name_safe(v: str) -> str:
 
 
 class Part(BaseModel):
-    """A registry entry named by ``name``; other keys are the part's own parameters."""
+    """A registry entry named by ``name``; other keys are the part's own parameters.  A bare string is the name
+    alone (``text_baseline: likelihood``)."""
 
     model_config = ConfigDict(extra="allow")
     name: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_only(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
 
     @property
     def params(self) -> dict[str, Any]:
@@ -147,12 +154,15 @@ class SpaceConfig(Strict):
     temperature: float = Field(0.1, gt=0.0)
 
 
-class GNNConfig(Strict):
+class GNNConfig(Part):
+    """The GNN that embeds every concept (``name`` in the ``GNNS`` registry) and how it runs over the graph.
+    ``hidden``, ``layers`` and ``dropout`` are every GNN's; any other key is the named GNN's own (``heads`` for
+    ``gat``) and is checked against it."""
+
     name: str = "gcn"
     hidden: int = Field(256, ge=2)
     layers: int = Field(2, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    heads: int = Field(2, ge=1)
     self_feature_dropout: float = Field(0.0, ge=0.0, le=1.0)
     # Large graphs: the node features' first k principal components instead of all of them (null: all).
     input_dim: int | None = Field(None, ge=1)
@@ -166,6 +176,25 @@ class GNNConfig(Strict):
             raise ValueError(f"num_neighbors needs one fan-out per layer ({self.layers}), got {self.num_neighbors}")
         return self
 
+    @model_validator(mode="after")
+    def _own_params(self):
+        """A key no GNN reads, or one the named GNN does not take, fails at load naming it."""
+        from .gnn import GNNS
+
+        try:
+            GNNS.check_params(self.name, self.params, supplied=GNN_SUPPLIED)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def build_params(self) -> dict[str, Any]:
+        """The GNN constructor's keyword arguments from this config (input sizes are the caller's)."""
+        return {"hidden": self.hidden, "layers": self.layers, "dropout": self.dropout, **self.params}
+
+
+# what the pipeline passes a GNN itself: sizes from the data, and whether it runs on the whole graph
+GNN_SUPPLIED = ("in_dim", "out_dim", "num_relations", "fixed_graph")
+
 
 def _buildable_losses(v: list[LossSpec]) -> list[LossSpec]:
     """Build the weighted sum now (it refuses a term listed twice): a bad parameter fails at load, not after
@@ -173,7 +202,7 @@ def _buildable_losses(v: list[LossSpec]) -> list[LossSpec]:
     from .losses import WeightedLoss
 
     try:
-        WeightedLoss([{"name": s.name, "weight": s.weight, **s.params} for s in v])
+        WeightedLoss.from_specs(v)
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
     return v
@@ -196,13 +225,26 @@ class StageConfig(OptimConfig):
 
 
 class MethodConfig(Strict):
-    """One student variant: which concept prototypes it scores against and which losses train it."""
+    """One student variant: which concept embeddings it scores against (``CONCEPT_SOURCES``: ``gnn``, the
+    teacher's frozen GNN embeddings; ``gnn_residual``, those plus a learned correction; ``learned``, a free
+    table blind to the graph) and which losses train it."""
 
-    prototypes: Literal["gnn", "gnn_residual", "learned"] = "gnn"
+    concepts: str = "gnn"
     losses: list[LossSpec] = Field(min_length=1)
     calibrate: bool = True
-    fusion: bool = False  # add beta x the graph prototype score (chosen on validation)
+    fusion: bool = False  # add beta x the training-free text baseline's score (chosen on validation)
     _buildable = field_validator("losses")(_buildable_losses)
+
+    @field_validator("concepts")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        from .gnn.concepts import CONCEPT_SOURCES
+
+        try:
+            CONCEPT_SOURCES.get(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return v.lower()
 
 
 class StudentConfig(OptimConfig):
@@ -235,46 +277,26 @@ class TrainConfig(Strict):
 
 class EvalConfig(Strict):
     top_k: list[Annotated[int, Field(ge=1)]] = Field([1, 10], min_length=1)
-    # how a text note is compared with a concept's linked findings: the training-free baseline and the
-    # fusion signal (eval/prototype.py)
-    prototype: str = "mean"
-    prototype_params: dict[str, float] = {}   # the prototype's own settings, e.g. likelihood's temperature
+    # how a text note is compared with a concept's linked findings with no training: a baseline row of its own and
+    # the fused methods' extra signal (``TEXT_BASELINES`` in eval/text_baseline.py; other keys: its settings)
+    text_baseline: Part = Part(name="mean")
     plots: bool = True
     export_top_k: int = Field(5, ge=1)
 
-    @field_validator("prototype")
+    @field_validator("text_baseline")
     @classmethod
-    def _known_prototype(cls, v: str) -> str:
-        """A misspelt prototype fails at load, naming the registered ones."""
-        from .eval.prototype import PROTOTYPES
+    def _known_baseline(cls, v: Part) -> Part:
+        """A misspelt baseline, a setting it does not take or a value out of its range fails at load."""
+        from .eval.text_baseline import TEXT_BASELINES
 
+        for key, value in v.params.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{key}: {value!r}; expected a number")
         try:
-            PROTOTYPES.get(v)
+            TEXT_BASELINES.get(v.name).check_params(**v.params)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        return v.lower()
-
-    @field_validator("prototype_params", mode="before")
-    @classmethod
-    def _no_booleans(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            for key, value in v.items():
-                if isinstance(value, bool):
-                    raise ValueError(f"{key}: {value}; expected a number")
-        return v
-
-    @field_validator("prototype_params")
-    @classmethod
-    def _prototype_settings(cls, v: dict[str, float], info) -> dict[str, float]:
-        """A setting the chosen prototype does not take, or a value out of its range, fails at load."""
-        from .eval.prototype import PROTOTYPES
-
-        if "prototype" in info.data:  # else the prototype itself was rejected
-            try:
-                PROTOTYPES.get(info.data["prototype"]).check_params(**v)
-            except ConfigError as exc:
-                raise ValueError(str(exc)) from None
-        return v
+        return Part(name=v.name.lower(), **v.params)
 
 
 class RunConfig(Strict):
@@ -352,10 +374,47 @@ def check_tree(tree: Any, source: str) -> None:
             stack.extend((child, False) for child in (node.values() if isinstance(node, dict) else node))
 
 
-def validate_config(tree: dict[str, Any], source: str = "config") -> RunConfig:
+def migrate_legacy_keys(tree: dict[str, Any]) -> list[str]:
+    """Rename, in place, the keys of configs (and saved runs) written before the names said one thing each;
+    returns what was renamed.  An old key wins over a new one beside it: it is the more specific (a user's file
+    over its ``base:``, a ``--set`` over the file)."""
+    notes: list[str] = []
+    methods = (tree.get("student") or {}).get("methods") if isinstance(tree.get("student"), dict) else None
+    for name, m in (methods.items() if isinstance(methods, dict) else ()):
+        if isinstance(m, dict) and "prototypes" in m:
+            m["concepts"] = m.pop("prototypes")
+            notes.append(f"student.methods.{name}.prototypes -> concepts")
+    ev = tree.get("eval")
+    if isinstance(ev, dict) and ("prototype" in ev or "prototype_params" in ev):
+        base = ev.get("text_baseline")
+        base = {"name": base} if isinstance(base, str) else dict(base) if isinstance(base, dict) else {"name": "mean"}
+        if "prototype" in ev:
+            base = {"name": ev.pop("prototype")}
+            notes.append("eval.prototype -> eval.text_baseline")
+        params = ev.pop("prototype_params", None)
+        if isinstance(params, dict):
+            base.update(params)
+            notes.append("eval.prototype_params -> keys of eval.text_baseline")
+        elif params is not None:
+            base["prototype_params"] = params  # not a mapping: let validation name it
+        ev["text_baseline"] = base
+    gnn = tree.get("gnn")
+    if isinstance(gnn, dict) and "heads" in gnn and str(gnn.get("name", "gcn")).lower() != "gat":
+        gnn.pop("heads")  # every GNN used to carry it; only gat ever read it
+        notes.append("gnn.heads dropped (only gat reads it)")
+    return notes
+
+
+def validate_config(tree: dict[str, Any], source: str = "config", *, warn_legacy: bool = True) -> RunConfig:
+    """The typed config; keys of older versions are renamed first, with a FutureWarning when ``warn_legacy``
+    (a saved run's config loads silently: it was valid when written)."""
     if not isinstance(tree, dict):
         raise ConfigError("expected a mapping of keys at the top level", source=source)
     check_tree(tree, source)
+    notes = migrate_legacy_keys(tree)
+    if notes and warn_legacy:
+        warnings.warn(f"{source}: old config keys renamed ({'; '.join(notes)}); they still work, the new names "
+                      "are in the README", FutureWarning, stacklevel=2)
     try:
         return RunConfig.model_validate(tree)
     except ValidationError as exc:
@@ -394,6 +453,8 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 if last:
                     node[p] = value
                 else:
+                    if isinstance(node.get(p), str):  # a part named alone (``text_baseline: mean``) gets a key
+                        node[p] = {"name": node[p]}
                     node = node.setdefault(p, {})
             else:
                 raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
@@ -405,6 +466,8 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
         old = out.get(k)
+        if isinstance(old, str) and isinstance(v, dict):  # a part named alone, then given keys
+            old = {"name": old}
         mergeable = isinstance(v, dict) and isinstance(old, dict) and old.get("name", v.get("name")) == v.get("name", old.get("name"))
         out[k] = deep_merge(old, v) if mergeable else v
     return out

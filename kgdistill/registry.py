@@ -11,7 +11,8 @@ A config names a part by key; a user adds a part by decorating a class or functi
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, Iterator, TypeVar
+import inspect
+from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
 from .errors import ConfigError
 
@@ -48,6 +49,26 @@ class Registry(Generic[T]):
             return factory(**kwargs)  # type: ignore[operator]
         except TypeError as exc:
             raise ConfigError(f"{self.kind} {name!r}: {exc}") from None
+
+    def check_params(self, name: str, params: Mapping[str, Any], supplied: tuple[str, ...] = ()) -> None:
+        """ConfigError naming the first of ``params`` (a config part's own keys) that the part's constructor does
+        not take; ``supplied``: the arguments the caller fills in itself (input sizes), which a config may not set.
+        A constructor that takes ``**kwargs`` is checked against its class's parents as well."""
+        factory = self.get(name)
+        accepted: set[str] = set()
+        for cls in (factory.__mro__ if inspect.isclass(factory) else (factory,)):
+            fn = cls.__init__ if inspect.isclass(cls) else cls
+            if fn is object.__init__:
+                continue
+            sig = inspect.signature(fn)
+            accepted |= {p.name for p in sig.parameters.values() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+            if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+                break
+        accepted -= {"self", *supplied}
+        for key in params:
+            if key not in accepted:
+                raise ConfigError(f"{key}: not a setting of {self.kind} {name!r} "
+                                  f"(accepted: {', '.join(sorted(accepted)) or 'none'})")
 
     def __contains__(self, name: object) -> bool:
         return str(name).lower() in self._items

@@ -14,12 +14,11 @@ from typing import Any
 
 from .config import RunConfig, save_config, validate_config, read_yaml
 from .errors import RunDirError
-from .fileio import atomic_write
+from .fileio import write_json_atomic
 
 
-# What eval and predict read from a run marked complete (student checkpoints are checked when loaded).
-REQUIRED_FILES = ("config.yaml", "calibration.json", "checkpoints/candidates.txt", "checkpoints/concepts.safetensors",
-                  "checkpoints/teacher.safetensors", "graph/nodes.csv", "graph/edges.csv")
+# What every reader of a run marked complete needs; the model's own files are its to check (model.py).
+REQUIRED_FILES = ("config.yaml", "graph/nodes.csv", "graph/edges.csv")
 
 
 def code_version() -> dict[str, Any]:
@@ -27,7 +26,7 @@ def code_version() -> dict[str, Any]:
     working tree had changes), so a figure can be traced to the code that produced it."""
     import subprocess
 
-    from . import __version__
+    from ._version import __version__
 
     out: dict[str, Any] = {"version": __version__}
     root = Path(__file__).resolve().parents[1]
@@ -45,11 +44,6 @@ def code_version() -> dict[str, Any]:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=False, default=float) + "\n"
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _alive(pid: int) -> bool:
@@ -167,7 +161,8 @@ class RunDir:
             pass
 
     @classmethod
-    def open(cls, path: str | Path, require_complete: bool = True) -> "RunDir":
+    def open(cls, path: str | Path, require_complete: bool = True, required: tuple[str, ...] = ()) -> "RunDir":
+        """``required``: files the caller reads beside ``REQUIRED_FILES`` (checked when the run is complete)."""
         rd = cls(Path(path))
         if not rd.path.is_dir():
             raise RunDirError("no such run directory", source=str(path))
@@ -175,7 +170,7 @@ class RunDir:
         if require_complete and status != "complete":
             raise RunDirError(f"run is not complete (status: {status}); re-run training", source=str(path))
         if require_complete:
-            missing = [f for f in REQUIRED_FILES if not (rd.path / f).is_file()]
+            missing = [f for f in (*REQUIRED_FILES, *required) if not (rd.path / f).is_file()]
             if missing:
                 raise RunDirError(f"incomplete run directory: {missing[0]} is missing"
                                   + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
@@ -183,7 +178,8 @@ class RunDir:
         return rd
 
     def config(self) -> RunConfig:
-        return validate_config(read_yaml(self.path / "config.yaml"), source=str(self.path / "config.yaml"))
+        return validate_config(read_yaml(self.path / "config.yaml"), source=str(self.path / "config.yaml"),
+                               warn_legacy=False)
 
     def read_json(self, name: str) -> dict[str, Any]:
         """A JSON object file of the run (e.g. ``calibration.json``); a missing or damaged one is a RunDirError."""

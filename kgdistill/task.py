@@ -18,7 +18,7 @@ from .data.prepare import PreparedModality, prepare_modality
 from .encoders.text_embedder import TextEmbedder
 from .errors import DataError
 from .eval.metrics import concept_similarity
-from .eval.prototype import TextPrototype, build_text_prototype
+from .eval.text_baseline import TextBaseline, build_text_baseline, centroid_scores
 from .graph.kg import KnowledgeGraph
 from .graph.loader import load_graph
 
@@ -37,8 +37,10 @@ class Task:
     teacher: PreparedModality
     student: PreparedModality
     concept_sim: torch.Tensor          # [K, K] Jaccard of implication sets
-    prototype: TextPrototype | None    # the training-free graph prototype (eval.prototype; text students only)
+    text_baseline: TextBaseline | None  # the training-free text scorer (eval.text_baseline; text students only)
     embedder: TextEmbedder
+    teacher_modality: str = ""
+    student_modality: str = ""
 
     @property
     def num_candidates(self) -> int:
@@ -46,6 +48,16 @@ class Task:
 
     def idx(self, split: str) -> np.ndarray:
         return self.ds.split_idx(split)
+
+    def baseline_scores(self, idx: np.ndarray) -> torch.Tensor:
+        """[n, K] scores of the training-free baseline row: the text baseline for a text student, else the
+        nearest centroid of the labelled student training samples (which cannot rank unseen concepts)."""
+        if self.text_baseline is not None:
+            return self.text_baseline.scores(self.student.x[torch.as_tensor(idx)], self.student.tables["sentences"]).cpu()
+        tr = self.idx("train")
+        lab = tr[(self.y[tr] >= 0) & self.ds.student_labelled[tr]]
+        return centroid_scores(self.student.x[lab], torch.as_tensor(self.y[lab]), self.student.x[idx],
+                               self.num_candidates)
 
 
 def materialise_dataset(cfg: RunConfig, workdir: Path) -> PairedDataset:
@@ -90,8 +102,7 @@ def build_task(cfg: RunConfig, workdir: Path, device: torch.device, progress: bo
     if cfg.graph.restrict_to_candidates:
         kg = restrict_graph(kg, ds)
 
-    embedder = TextEmbedder(cfg.text.model_path, cache_dir=cfg.text.cache_dir, max_length=cfg.text.max_length,
-                            batch_size=cfg.text.batch_size, device=device)
+    embedder = TextEmbedder.from_config(cfg.text, device)
     name_emb = torch.from_numpy(embedder.embed(kg.names, progress=progress))
     text_emb = torch.from_numpy(embedder.embed([kg.node_text(i, cfg.graph.text_max_chars) for i in range(kg.num_nodes)],
                                                progress=progress))
@@ -112,10 +123,12 @@ def build_task(cfg: RunConfig, workdir: Path, device: torch.device, progress: bo
             for name in dict.fromkeys([teacher_name, student_name])}
     student = prep[student_name]
     reach = kg.reachable(cand_nodes.tolist())
-    prototype = None
+    baseline = None
     if student.kind == "text":
-        prototype = build_text_prototype(cfg.eval.prototype, kg, cand_nodes, name_emb, **cfg.eval.prototype_params)
+        tb = cfg.eval.text_baseline
+        baseline = build_text_baseline(tb.name, kg, cand_nodes, name_emb, **tb.params)
     return Task(ds=ds, kg=kg, graph_data=kg.to_pyg(), node_features=node_features, name_emb=name_emb,
                 candidates=candidates, cand_nodes=cand_nodes, y=y, seen=seen, teacher=prep[teacher_name],
                 student=student, concept_sim=torch.from_numpy(concept_similarity(reach)),
-                prototype=prototype, embedder=embedder)
+                text_baseline=baseline, embedder=embedder, teacher_modality=teacher_name,
+                student_modality=student_name)

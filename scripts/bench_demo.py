@@ -20,7 +20,7 @@ import torch
 from kgdistill.config import load_config, packaged_config
 from bench_quality import run_or_reuse  # noqa: E402 (scripts/ is on sys.path)
 
-ORDER = ("teacher", "prototype", "student_alone", "kd", "kg_guided", "kg_guided_no_fusion")
+ORDER = ("teacher", "text_baseline", "prototype", "student_alone", "kd", "kg_guided", "kg_guided_no_fusion")
 
 
 def cell(values: list[float]) -> str:

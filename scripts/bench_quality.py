@@ -31,15 +31,17 @@ from kgdistill.config import (HPOBenchmarkConfig, RunConfig, apply_overrides, de
                               read_config_tree, validate_config)
 from kgdistill.data import external
 from kgdistill.errors import KGDistillError
-from kgdistill.pipeline import evaluate, reevaluate_run, run_pipeline, training_difference
+from kgdistill.model import DistilledModel
+from kgdistill.pipeline import run_pipeline
+from kgdistill.reevaluate import reevaluate_run, training_difference
+from kgdistill.results import NEAREST_CENTROID, TEXT_BASELINE, evaluate
 from kgdistill.run_dir import RunDir, first_difference
 from kgdistill.task import build_task
 from kgdistill.train.device import pick_device
-from kgdistill.train.distill import load_fitted
 
 BASELINES = ("student_alone", "kd", "fitnet", "rkd", "sp", "crd")
 GRAPH_METHODS = ("kg_anchor", "kg_relational", "kg_guided", "kg_guided_no_fusion", "kg_soft", "kg_soft_no_fusion")
-ORDER = ("teacher", "prototype", "student_all_labels", *BASELINES, *GRAPH_METHODS)
+ORDER = ("teacher", TEXT_BASELINE, NEAREST_CENTROID, "student_all_labels", *BASELINES, *GRAPH_METHODS)
 ALL_LABELS = "student_all_labels"
 
 
@@ -51,7 +53,7 @@ class BenchTask:
     writer: str | None = None          # kgdistill.data.external writer for paired data, None: HPO generator
     writer_args: tuple = ()            # extra (keyword, value) pairs for the writer
     quick: tuple[str, ...] = ()        # extra overrides in --quick mode
-    prototype_reads_graph: bool = False
+    baseline_reads_graph: bool = False
     hpo_two_labels: bool = False       # target 1 asks for a 3-point margin here
     reuses: str | None = None          # a task whose runs differ only in eval.*: its models are evaluated again
 
@@ -60,11 +62,11 @@ QUICK_STUDENT = ("student.patience=5", "teacher.patience=5")
 SMALL_QUICK = ("teacher.epochs=15", "student.epochs=10", *QUICK_STUDENT)  # --quick on mfeat / motions
 # the GNN every task was measured with, before the default became input_dim 128 / hidden 192
 WIDE_GNN = ("gnn.hidden=256", "gnn.input_dim=null")
-# the graph prototype these tasks were measured with, before the default changed (mean -> set_match -> likelihood);
+# the text baseline these tasks were measured with, before the default changed (mean -> set_match -> likelihood);
 # the non-text tasks never read it, but their saved runs name it
-MEAN_PROTOTYPE = ("eval.prototype=mean",)
-SET_MATCH_PROTOTYPE = ("eval.prototype=set_match",)
-LIKELIHOOD_PROTOTYPE = ("eval.prototype=likelihood",)  # today's default, pinned so a later change keeps its runs
+MEAN_BASELINE = ("eval.text_baseline=mean",)
+SET_MATCH_BASELINE = ("eval.text_baseline=set_match",)
+LIKELIHOOD_BASELINE = ("eval.text_baseline=likelihood",)  # today's default, pinned so a later change keeps its runs
 HPO_QUICK = ("data.hpo.num_diseases=16", "data.hpo.train_per_disease=8", "data.hpo.val_per_disease=3",
              "data.hpo.test_per_disease=3", "teacher.epochs=8", "student.epochs=6", *QUICK_STUDENT)
 # probes aimed at target 3: cross-entropy against labels smoothed along the graph (smoothing 0.2 and beta 10 fixed
@@ -85,61 +87,61 @@ SOFT_TEACHER = ("teacher.losses=" + json.dumps([SOFT_LABELS]),)
 TASKS = {
     "hpo_quick": BenchTask("quick", "HPO rare diseases, 50 diseases (40 seen, 10 unseen; --quick: 16), text notes, "
                            "2 labels per disease",
-                           overrides=MEAN_PROTOTYPE, quick=HPO_QUICK, prototype_reads_graph=True, hpo_two_labels=True),
+                           overrides=MEAN_BASELINE, quick=HPO_QUICK, baseline_reads_graph=True, hpo_two_labels=True),
     "hpo": BenchTask("default", "HPO rare diseases, 300 diseases (240 seen, 60 unseen), text notes, 2 labels per disease",
-                     overrides=MEAN_PROTOTYPE, prototype_reads_graph=True, hpo_two_labels=True),
+                     overrides=MEAN_BASELINE, baseline_reads_graph=True, hpo_two_labels=True),
     "hpo_1000": BenchTask("default", "HPO rare diseases, 1000 diseases (800 seen, 200 unseen), 2 labels per disease",
-                          overrides=("data.hpo.num_diseases=1000", *MEAN_PROTOTYPE), prototype_reads_graph=True,
+                          overrides=("data.hpo.num_diseases=1000", *MEAN_BASELINE), baseline_reads_graph=True,
                           hpo_two_labels=True),
-    "hpo_set_match": BenchTask("default", "HPO rare diseases as hpo, with the graph prototype that matches sentences "
-                               "with findings (eval.prototype: set_match)",
-                               overrides=SET_MATCH_PROTOTYPE, prototype_reads_graph=True, hpo_two_labels=True),
-    "hpo_likelihood": BenchTask("default", "HPO rare diseases as hpo, with the default graph prototype, a naive Bayes "
-                                "over the graph's links (eval.prototype: likelihood)",
-                                overrides=LIKELIHOOD_PROTOTYPE, prototype_reads_graph=True, hpo_two_labels=True,
+    "hpo_set_match": BenchTask("default", "HPO rare diseases as hpo, with the text baseline that matches sentences "
+                               "with findings (eval.text_baseline: set_match)",
+                               overrides=SET_MATCH_BASELINE, baseline_reads_graph=True, hpo_two_labels=True),
+    "hpo_likelihood": BenchTask("default", "HPO rare diseases as hpo, with the default text baseline, a naive Bayes "
+                                "over the graph's links (eval.text_baseline: likelihood)",
+                                overrides=LIKELIHOOD_BASELINE, baseline_reads_graph=True, hpo_two_labels=True,
                                 reuses="hpo_set_match"),
-    "hpo_quick_likelihood": BenchTask("quick", "HPO rare diseases as hpo_quick (50 diseases), with the default graph "
-                                      "prototype (eval.prototype: likelihood)",
-                                      overrides=LIKELIHOOD_PROTOTYPE, quick=HPO_QUICK, prototype_reads_graph=True,
+    "hpo_quick_likelihood": BenchTask("quick", "HPO rare diseases as hpo_quick (50 diseases), with the default text "
+                                      "baseline (eval.text_baseline: likelihood)",
+                                      overrides=LIKELIHOOD_BASELINE, quick=HPO_QUICK, baseline_reads_graph=True,
                                       hpo_two_labels=True, reuses="hpo_quick"),
     "hpo_1000_likelihood": BenchTask("default", "HPO rare diseases as hpo_1000 (1000 diseases), with the default "
-                                     "graph prototype (eval.prototype: likelihood)",
-                                     overrides=("data.hpo.num_diseases=1000", *LIKELIHOOD_PROTOTYPE),
-                                     prototype_reads_graph=True, hpo_two_labels=True, reuses="hpo_1000"),
+                                     "text baseline (eval.text_baseline: likelihood)",
+                                     overrides=("data.hpo.num_diseases=1000", *LIKELIHOOD_BASELINE),
+                                     baseline_reads_graph=True, hpo_two_labels=True, reuses="hpo_1000"),
     "hpo_incomplete": BenchTask("quick", "HPO rare diseases as hpo_quick_likelihood (50 diseases), but each phenotype "
                                 "link left out of the graph with probability 0.5 while the patients still show it "
                                 "(data.hpo.withheld_links: 0.5): the data knows what the graph does not",
-                                overrides=("data.hpo.withheld_links=0.5", *LIKELIHOOD_PROTOTYPE), quick=HPO_QUICK,
-                                prototype_reads_graph=True, hpo_two_labels=True),
+                                overrides=("data.hpo.withheld_links=0.5", *LIKELIHOOD_BASELINE), quick=HPO_QUICK,
+                                baseline_reads_graph=True, hpo_two_labels=True),
     "mfeat": BenchTask("bench_mfeat", "UCI Multiple Features digits: teacher fac (profile correlations), student fou "
-                       "(Fourier), 5 labels per digit, all 10 digits seen", writer="mfeat", overrides=MEAN_PROTOTYPE,
+                       "(Fourier), 5 labels per digit, all 10 digits seen", writer="mfeat", overrides=MEAN_BASELINE,
                        quick=SMALL_QUICK),
     "mfeat_zsl": BenchTask("bench_mfeat", "UCI Multiple Features as mfeat, but digits 3 and 7 unseen (no training "
-                           "rows): can the digit graph reach them?", writer="mfeat", overrides=MEAN_PROTOTYPE,
+                           "rows): can the digit graph reach them?", writer="mfeat", overrides=MEAN_BASELINE,
                            writer_args=(("unseen", (3, 7)),),
                            quick=SMALL_QUICK),
     "motions": BenchTask("bench_motions", "BasicMotions: teacher accelerometer, student gyroscope, 2 labelled "
-                         "recordings per activity, all 4 activities seen", writer="motions", overrides=MEAN_PROTOTYPE,
+                         "recordings per activity, all 4 activities seen", writer="motions", overrides=MEAN_BASELINE,
                          quick=SMALL_QUICK),
     "mfeat_soft": BenchTask("bench_mfeat", "probe: mfeat plus kg_soft, kg_guided trained against labels smoothed "
-                            "along the graph (graph_soft_labels)", writer="mfeat", overrides=(*MEAN_PROTOTYPE, *KG_SOFT),
+                            "along the graph (graph_soft_labels)", writer="mfeat", overrides=(*MEAN_BASELINE, *KG_SOFT),
                             quick=SMALL_QUICK),
     "motions_soft": BenchTask("bench_motions", "probe: motions plus kg_soft, kg_guided trained against labels smoothed "
                               "along the graph (graph_soft_labels)", writer="motions",
-                              overrides=(*MEAN_PROTOTYPE, *KG_SOFT),
+                              overrides=(*MEAN_BASELINE, *KG_SOFT),
                               quick=SMALL_QUICK),
     "mfeat_soft_teacher": BenchTask("bench_mfeat", "probe: mfeat_soft with the teacher trained against labels "
                                     "smoothed along the graph", writer="mfeat",
-                                    overrides=(*MEAN_PROTOTYPE, *KG_SOFT, *SOFT_TEACHER),
+                                    overrides=(*MEAN_BASELINE, *KG_SOFT, *SOFT_TEACHER),
                                     quick=SMALL_QUICK),
     "motions_soft_teacher": BenchTask("bench_motions", "probe: motions_soft with the teacher trained against labels "
                                       "smoothed along the graph", writer="motions",
-                                      overrides=(*MEAN_PROTOTYPE, *KG_SOFT, *SOFT_TEACHER),
+                                      overrides=(*MEAN_BASELINE, *KG_SOFT, *SOFT_TEACHER),
                                       quick=SMALL_QUICK),
     "hpo_quick_soft": BenchTask("quick", "probe: hpo_quick_likelihood plus kg_soft, kg_guided trained against labels "
                                 "smoothed along the graph (graph_soft_labels)",
-                                overrides=(*LIKELIHOOD_PROTOTYPE, *KG_SOFT), quick=HPO_QUICK,
-                                prototype_reads_graph=True, hpo_two_labels=True),
+                                overrides=(*LIKELIHOOD_BASELINE, *KG_SOFT), quick=HPO_QUICK,
+                                baseline_reads_graph=True, hpo_two_labels=True),
 }
 DEFAULT_TASKS = ("mfeat", "motions", "hpo_quick", "hpo")
 
@@ -213,7 +215,9 @@ def uncalibrated(rd: RunDir) -> dict[str, dict]:
     cfg = rd.config()
     device = pick_device("cpu")
     task = build_task(cfg, rd.path, device)
-    methods, _ = evaluate(cfg, task, load_fitted(cfg, task, rd.checkpoints), {}, device)
+    model = DistilledModel.load(rd.path, task)
+    model.calibrations = {}
+    methods, _ = evaluate(cfg, task, model, device)
     return methods
 
 
@@ -241,6 +245,9 @@ def flatten(entry: dict, raw: dict | None) -> dict[str, float]:
 def collect(rd: RunDir, seed: int, all_labels: bool, results: dict, calibration: dict) -> dict:
     """One run's calibrated and uncalibrated figures, filed under method and seed; returns its task sizes."""
     metrics = rd.metrics()
+    if "prototype" in metrics["methods"]:  # runs made before the baseline row had its own names
+        row = metrics["methods"].pop("prototype")
+        metrics["methods"][TEXT_BASELINE if "unseen" in row else NEAREST_CENTROID] = row
     raw = {m: e["uncalibrated"] for m, e in metrics["methods"].items() if "uncalibrated" in e} or uncalibrated(rd)
     keep = {ALL_LABELS: metrics["methods"]["student_alone"]} if all_labels else metrics["methods"]
     for m, entry in keep.items():
@@ -308,7 +315,7 @@ def rescore(dirs: list[Path], log) -> dict:
         sizes = collect(rd, cfg.seed, False, results, calibration)
         log(f"[bench] re-scored {d}")
     hpo = cfg.data.source == "hpo_benchmark"
-    task = BenchTask(cfg.name, f"re-scored runs: {', '.join(map(str, dirs))}", prototype_reads_graph=hpo,
+    task = BenchTask(cfg.name, f"re-scored runs: {', '.join(map(str, dirs))}", baseline_reads_graph=hpo,
                      hpo_two_labels=hpo and cfg.data.hpo.labelled_per_disease == 2)
     return {**summarise(task, seeds, results), **sizes, "calibration": calibration,
             "runs": [str(d) for d in dirs]}
@@ -320,7 +327,7 @@ def check_targets(task: BenchTask, summary: dict, pooled: dict[str, float] | Non
     def mean(m: str, k: str) -> float | None:
         return summary.get(m, {}).get(k, {}).get("mean")
 
-    non_graph = [m for m in (*BASELINES, *(() if task.prototype_reads_graph else ("prototype",))) if m in summary]
+    non_graph = [m for m in (*BASELINES, *(() if task.baseline_reads_graph else (NEAREST_CENTROID,))) if m in summary]
     out: dict[str, dict] = {}
     for key in ("seen_top1", "seen_top1_uncalibrated"):
         best = max(non_graph, key=lambda m: mean(m, key) if mean(m, key) is not None else -1.0)
@@ -330,8 +337,8 @@ def check_targets(task: BenchTask, summary: dict, pooled: dict[str, float] | Non
         need = 0.03 if task.hpo_two_labels else 0.0
         out[f"1_{key}"] = {"kg_guided": mean("kg_guided", key), "best_non_graph": best,
                            "best_value": mean(best, key), "margin": margin, "required": need, "met": round(100 * margin, 1) > 100 * need}
-    baselines = [m for m in (*BASELINES, "prototype") if m in summary]
-    if task.prototype_reads_graph and mean("kg_guided", "harmonic_top1") is not None:
+    baselines = [m for m in (*BASELINES, TEXT_BASELINE, NEAREST_CENTROID) if m in summary]
+    if task.baseline_reads_graph and mean("kg_guided", "harmonic_top1") is not None:
         best = max(baselines, key=lambda m: mean(m, "harmonic_top1") or 0.0)
         margin = mean("kg_guided", "harmonic_top1") - (mean(best, "harmonic_top1") or 0.0)
         out["2_harmonic_top1"] = {"kg_guided": mean("kg_guided", "harmonic_top1"), "best_baseline": best,

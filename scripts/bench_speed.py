@@ -46,9 +46,9 @@ from kgdistill.gnn import GNNS
 from kgdistill.gnn.concepts import FixedConcepts, GraphConcepts, LearnedConcepts, cosine_logits
 from kgdistill.gnn.features import principal_components
 from kgdistill.losses import WeightedLoss
-from kgdistill.run_dir import write_json_atomic
-from kgdistill.train.distill import (build_student, build_teacher, pass_data, student_data, teacher_data,
-                                     teacher_targets)
+from kgdistill.fileio import write_json_atomic
+from kgdistill.model import build_student
+from kgdistill.train.distill import build_teacher, pass_data, student_data, teacher_data, teacher_targets
 from kgdistill.train.trainer import StageData, StageSettings, embed, fit_stage
 
 GIB = 2**30
@@ -169,8 +169,9 @@ def student_epoch_cost(cfg, task, epochs: int, repeats: int) -> dict:
         for name in names if r % 2 == 0 else names[::-1]:  # alternate the order: drifting load hits both
             method = cfg.student.methods[name]
             torch.manual_seed(SEED + 1)
-            enc, src = build_student(cfg, task, method.prototypes, concepts)
-            loss = WeightedLoss([{"name": s.name, "weight": s.weight, **s.params} for s in method.losses])
+            st = build_student(cfg, method, task.student, concepts)
+            enc, src = st.encoder, st.concepts
+            loss = WeightedLoss.from_specs(method.losses)
             with Clock() as clock:
                 res = fit_stage(f"student:{name}", enc, src, cand, loss, data, settings, device=CPU,
                                 concept_sim=sim, seed=SEED + 1)
@@ -185,7 +186,7 @@ def student_epoch_cost(cfg, task, epochs: int, repeats: int) -> dict:
 
 # --------------------------------------------------------------------------- 2. kgdistill vs torchdistill vs plain
 class CosineClassifier(nn.Module):
-    """Encoder + concept prototypes -> cosine logits: what fit_stage computes, as one module for the other loops."""
+    """Encoder + concept embeddings -> cosine logits: what fit_stage computes, as one module for the other loops."""
 
     def __init__(self, encoder: nn.Module, concepts: nn.Module, temperature: float):
         super().__init__()
@@ -387,8 +388,8 @@ def gnn_worker(spec: dict) -> dict:
         with Clock() as reduce_clock:
             x = principal_components(x, input_dim)
     hidden = spec.get("hidden", cfg.gnn.hidden)
-    gnn = GNNS.build(cfg.gnn.name, in_dim=x.shape[1], out_dim=cfg.space.dim, hidden=hidden,
-                     layers=cfg.gnn.layers, dropout=cfg.gnn.dropout, num_relations=1, heads=cfg.gnn.heads)
+    gnn = GNNS.build(cfg.gnn.name, in_dim=x.shape[1], out_dim=cfg.space.dim, num_relations=1,
+                     **(cfg.gnn.build_params() | {"hidden": hidden}))
     graph = SimpleNamespace(edge_index=edge_index, edge_type=torch.zeros(edge_index.shape[1], dtype=torch.long),
                             edge_weight=weight)
     concepts = GraphConcepts(gnn, x, graph, candidates, cfg.gnn.self_feature_dropout).train()

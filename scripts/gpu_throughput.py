@@ -36,11 +36,12 @@ def main() -> None:
     a = ap.parse_args()
 
     from kgdistill.config import load_config, packaged_config
-    from kgdistill.pipeline import KG_GUIDED
+    from kgdistill.losses import WeightedLoss
+    from kgdistill.model import build_student
+    from kgdistill.results import KG_GUIDED
     from kgdistill.task import build_task
     from kgdistill.train.device import pick_device
-    from kgdistill.train.distill import (_loss, build_student, build_teacher, pass_data, student_data, teacher_data,
-                                         teacher_targets)
+    from kgdistill.train.distill import build_teacher, pass_data, student_data, teacher_data, teacher_targets
     from kgdistill.train.trainer import StageSettings, fit_stage
 
     cfg = load_config(packaged_config(a.config), [f"train.device={a.device}"])
@@ -73,11 +74,12 @@ def main() -> None:
     torch.manual_seed(0)
     t_enc, t_concepts = build_teacher(cfg, task)
     t_data = teacher_data(task, p, device)
-    timed("teacher", t_enc, t_concepts, _loss(cfg.teacher.losses), t_data, cfg.teacher)
+    timed("teacher", t_enc, t_concepts, WeightedLoss.from_specs(cfg.teacher.losses), t_data, cfg.teacher)
     concepts, z_t, logits_t = teacher_targets(t_enc, t_concepts, t_data, cand, cfg.space.temperature)
     method = cfg.student.methods[KG_GUIDED]
-    s_enc, s_src = build_student(cfg, task, method.prototypes, concepts)
-    timed("student_kg_guided", s_enc, s_src, _loss(method.losses), student_data(task, p, device, z_t, logits_t),
+    st = build_student(cfg, method, task.student, concepts)
+    timed("student_kg_guided", st.encoder, st.concepts, WeightedLoss.from_specs(method.losses),
+          student_data(task, p, device, z_t, logits_t),
           cfg.student)
 
     t_concepts.train()

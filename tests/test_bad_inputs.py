@@ -497,7 +497,7 @@ def _load_student_into_hidden_32(root: Path) -> None:
     import torch
 
     from kgdistill.encoders.text import TextEncoder
-    from kgdistill.train.checkpoint import load_state
+    from kgdistill.fileio import load_state
 
     enc = TextEncoder(torch.zeros(1, 384), 32, hidden=32)  # the tiny run's student has hidden 64
     load_state(enc, root / "checkpoints" / "student_kg_guided.safetensors", prefix="encoder.")
@@ -517,7 +517,7 @@ def _predictor(root: Path):
 
 def _load_tensors(name: str) -> Callable[[Path], Any]:
     def call(root: Path):
-        from kgdistill.train.checkpoint import load_tensors
+        from kgdistill.fileio import load_tensors
 
         return load_tensors(root / name)
     return call

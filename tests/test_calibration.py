@@ -74,7 +74,7 @@ def test_trade_that_pays_for_itself_is_allowed():
 
 
 def test_fusion_weight_chosen_with_the_same_rule():
-    """beta adds the graph prototype score; a prototype that ranks held-out concepts is taken up."""
+    """beta adds the text baseline score; a baseline that ranks held-out concepts is taken up."""
     scores = _scores([[0.9, 0.2, 0.2, 0.2, 0.1, 0.1], [0.9, 0.2, 0.2, 0.2, 0.1, 0.1]])
     proto = _scores([[0.5, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 1.0, 0.0]])
     y = torch.tensor([0, 4])

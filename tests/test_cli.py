@@ -59,7 +59,7 @@ def test_predict_and_eval_on_a_real_run(cli, tiny_run):
     assert len(lines) == 3 and lines[0].strip().startswith("1.")
     res = cli("eval", str(tiny_run), "--json")
     assert res.returncode == 0, res.stderr
-    assert set(json.loads(res.stdout)["methods"]) >= {"teacher", "prototype", "kg_guided"}
+    assert set(json.loads(res.stdout)["methods"]) >= {"teacher", "text_baseline", "kg_guided"}
 
 
 def test_bad_data_in_train_is_one_line(cli, tmp_path):

@@ -708,7 +708,7 @@ def test_fuzz_checkpoint_bytes(fuzz_root, record_property):
     import torch
     from safetensors.torch import save
 
-    from kgdistill.train.checkpoint import load_tensors
+    from kgdistill.fileio import load_tensors
 
     good = save({"encoder.w": torch.ones(3, 4), "seen": torch.tensor([True, False])}, metadata={"k": "v"})
     tally = Tally("checkpoint: load_tensors", "safetensors files truncated / overwritten, and arbitrary bytes")

@@ -280,7 +280,7 @@ def test_compiled_stage_matches_eager():
 
 
 def test_residual_concepts_fit_trained_concepts_and_leave_the_others_on_the_graph():
-    """prototypes: gnn_residual: frozen GNN embedding + learned correction; untrained concepts keep their embedding."""
+    """concepts: gnn_residual: frozen GNN embedding + learned correction; untrained concepts keep their embedding."""
     from kgdistill.gnn.concepts import ResidualConcepts
 
     g = torch.Generator().manual_seed(0)

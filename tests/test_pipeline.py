@@ -9,7 +9,7 @@ import torch
 
 from kgdistill.errors import DataError, RunDirError
 
-REQUIRED = ("teacher", "student_alone", "kd", "prototype", "kg_guided")
+REQUIRED = ("teacher", "student_alone", "kd", "text_baseline", "kg_guided")
 
 
 def test_run_directory_is_complete(tiny_run):
@@ -61,7 +61,7 @@ def test_training_beats_chance(tiny_run):
 
 
 def test_eval_reproduces_metrics_from_checkpoints(tiny_run):
-    from kgdistill.pipeline import evaluate_run
+    from kgdistill.reevaluate import evaluate_run
 
     saved = json.loads((tiny_run / "metrics.json").read_text())["methods"]
     again = evaluate_run(tiny_run)["methods"]
@@ -138,7 +138,7 @@ def test_generic_path_on_the_fault_taxonomy(tmp_path, cli):
                       [f"data.path={tmp_path / 'data'}", "teacher.epochs=15", "student.epochs=15"])
     rd = run_pipeline(cfg, tmp_path / "run", progress=False, log=lambda *_: None)
     m = rd.metrics()
-    assert "unseen" not in m["methods"]["prototype"]  # nearest centroid cannot rank unseen faults
+    assert "unseen" not in m["methods"]["nearest_centroid"]  # it cannot rank unseen faults
     assert m["methods"]["teacher"]["seen"]["top1"] > 3 * m["chance_top1"]
     assert m["methods"]["kg_guided"]["seen"]["top1"] > 2 * m["chance_top1"]
     out = cli("predict", str(rd.path), "--input", str(tmp_path / "data" / "vibration.npy"), "--top-k", "3", "--json")
@@ -171,7 +171,7 @@ def test_reduced_gnn_inputs_train_and_evaluate_again_from_checkpoints(tmp_path, 
     import sys
     from pathlib import Path
 
-    from kgdistill.pipeline import evaluate_run
+    from kgdistill.reevaluate import evaluate_run
 
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, str(root / "scripts" / "make_fault_example.py"), str(tmp_path / "data"),
@@ -192,23 +192,23 @@ def test_reduced_gnn_inputs_train_and_evaluate_again_from_checkpoints(tmp_path, 
     assert json.loads((tmp_path / "bad" / "run.json").read_text())["status"] == "failed"
 
 
-@pytest.mark.parametrize("prototype", ["likelihood", "set_match", "mean"])
-def test_each_prototype_through_the_pipeline_and_the_predictor(tmp_path, tiny_config_with, prototype):
-    """eval.prototype through the real pipeline: the training-free baseline ranks unseen diseases, and the
+@pytest.mark.parametrize("baseline", ["likelihood", "set_match", "mean"])
+def test_each_text_baseline_through_the_pipeline_and_the_predictor(tmp_path, tiny_config_with, baseline):
+    """eval.text_baseline through the real pipeline: the training-free baseline ranks unseen diseases, and the
     predictor (fed the test notes as plain text) ranks exactly as the run's evaluation did, fusion included."""
     import csv
 
     from kgdistill.pipeline import run_pipeline
     from kgdistill.predict import Predictor
 
-    rd = run_pipeline(tiny_config_with(f"eval.prototype={prototype}", "eval.plots=false"), tmp_path / "run",
+    rd = run_pipeline(tiny_config_with(f"eval.text_baseline={baseline}", "eval.plots=false"), tmp_path / "run",
                       progress=False, log=lambda *_: None).path
     m = json.loads((rd / "metrics.json").read_text())
-    assert m["methods"]["prototype"]["unseen"]["top1"] > m["chance_top1"]
+    assert m["methods"]["text_baseline"]["unseen"]["top1"] > m["chance_top1"]
 
     p = Predictor.from_run_dir(rd)
-    assert p.prototype.registry_name == prototype
-    assert p.calibration.beta > 0  # the prototype is part of the scores compared below
+    assert p.model.text_baseline.registry_name == baseline
+    assert p.model.calibrations["kg_guided"].beta > 0  # the baseline is part of the scores compared below
     with open(rd / "data" / "samples.tsv", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     notes = (rd / "data" / "note.txt").read_text().splitlines()
@@ -218,7 +218,7 @@ def test_each_prototype_through_the_pipeline_and_the_predictor(tmp_path, tiny_co
     assert top1 == pytest.approx(m["methods"]["kg_guided"]["all"]["top1"], abs=1e-6)
     from kgdistill.errors import RunDirError
 
-    p.prototype.dim += 1  # as if the run were read with another text model
+    p.model.text_baseline.dim += 1  # as if the run were read with another text model
     with pytest.raises(RunDirError, match="text model gives"):
         p.predict_texts([test[0][0]])
 
@@ -240,22 +240,22 @@ def _figures(methods: dict) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def mean_run(tmp_path_factory, tiny_config_with):
-    """The tiny run trained from scratch with the mean-embedding prototype."""
+    """The tiny run trained from scratch with the mean-embedding text baseline."""
     from kgdistill.pipeline import run_pipeline
 
-    return run_pipeline(tiny_config_with("eval.prototype=mean", "eval.plots=false"),
+    return run_pipeline(tiny_config_with("eval.text_baseline=mean", "eval.plots=false"),
                         tmp_path_factory.mktemp("runs") / "mean", progress=False, log=lambda *_: None).path
 
 
-def test_evaluating_again_with_another_prototype_equals_training_with_it(tmp_path, tiny_run, mean_run, cli):
-    """`eval RUN --set eval.prototype=... --out NEW` reuses the trained models and chooses the fused methods'
+def test_evaluating_again_with_another_text_baseline_equals_training_with_it(tmp_path, tiny_run, mean_run, cli):
+    """`eval RUN --set eval.text_baseline=... --out NEW` reuses the trained models and chooses the fused methods'
     calibration again from the validation scores the run kept, training nothing: every figure equals that of a
-    run trained from scratch with that prototype."""
+    run trained from scratch with that baseline."""
     from kgdistill.eval.calibration import ValidationScores
     from kgdistill.predict import Predictor
 
     again = tmp_path / "again"
-    r = cli("eval", str(tiny_run), "--set", "eval.prototype=mean", "--out", str(again))
+    r = cli("eval", str(tiny_run), "--set", "eval.text_baseline=mean", "--out", str(again))
     assert r.returncode == 0, r.stderr
     # the fusion weight is not copied from the source
     assert "calibration of kg_guided chosen again from the calibration pass's saved validation scores" in r.stdout
@@ -265,8 +265,8 @@ def test_evaluating_again_with_another_prototype_equals_training_with_it(tmp_pat
     assert info["trained_with_code"] == json.loads((tiny_run / "run.json").read_text())["code"]
     _assert_same_results(again, mean_run)
     chosen = [json.loads((d / "calibration.json").read_text())["kg_guided"] for d in (again, tiny_run)]
-    assert chosen[0] != chosen[1]  # chosen with the new prototype (here its validation figures differ)
-    assert Predictor.from_run_dir(again).prototype.registry_name == "mean"
+    assert chosen[0] != chosen[1]  # chosen with the new baseline (here its validation figures differ)
+    assert Predictor.from_run_dir(again).model.text_baseline.registry_name == "mean"
     assert (again / "data" / "dataset.yaml").read_bytes() == (tiny_run / "data" / "dataset.yaml").read_bytes()
     for f in ("alignments/samples.csv", "report.md", "logs/teacher.csv", "plots/training_curves.png"):
         assert (again / f).is_file(), f
@@ -282,13 +282,13 @@ def test_a_run_without_validation_scores_is_evaluated_again_by_retraining_its_ca
     the same result, and the new run keeps the scores so that its next re-evaluation trains nothing."""
     import shutil
 
-    from kgdistill.pipeline import reevaluate_run
+    from kgdistill.reevaluate import reevaluate_run
 
     old = tmp_path / "old"
     shutil.copytree(tiny_run, old)
     (old / "checkpoints" / "validation_scores.safetensors").unlink()
     said: list[str] = []
-    again = reevaluate_run(old, tmp_path / "again", ["eval.prototype=mean"], progress=False, log=said.append).path
+    again = reevaluate_run(old, tmp_path / "again", ["eval.text_baseline=mean"], progress=False, log=said.append).path
     from kgdistill.eval.calibration import ValidationScores
 
     assert any("calibration of kg_guided chosen again by training its calibration pass again" in m for m in said)
@@ -301,7 +301,7 @@ def test_validation_scores_that_do_not_match_the_data_are_refused(tmp_path, tiny
     import shutil
 
     from kgdistill.eval.calibration import ValidationScores
-    from kgdistill.pipeline import reevaluate_run
+    from kgdistill.reevaluate import reevaluate_run
 
     odd = tmp_path / "odd"
     shutil.copytree(tiny_run, odd)
@@ -309,17 +309,17 @@ def test_validation_scores_that_do_not_match_the_data_are_refused(tmp_path, tiny
     kept = ValidationScores.load(path)
     ValidationScores(kept.val, ~kept.held, kept.scores).save(path)
     with pytest.raises(RunDirError, match="scores other validation patients or held-out concepts"):
-        reevaluate_run(odd, tmp_path / "new", ["eval.prototype=mean"], progress=False, log=lambda *_: None)
+        reevaluate_run(odd, tmp_path / "new", ["eval.text_baseline=mean"], progress=False, log=lambda *_: None)
     assert not (tmp_path / "new").exists()
 
     ValidationScores(kept.val, kept.held.to(torch.uint8), kept.scores).save(path)  # 0/1 would pass as a mask
     with pytest.raises(RunDirError, match=r"expected tensors val \(int64 \[n\]\), held \(bool"):
-        reevaluate_run(odd, tmp_path / "new", ["eval.prototype=mean"], progress=False, log=lambda *_: None)
+        reevaluate_run(odd, tmp_path / "new", ["eval.text_baseline=mean"], progress=False, log=lambda *_: None)
     assert not (tmp_path / "new").exists()
 
     path.write_bytes(b"not safetensors")  # damaged: refused before anything is written
     with pytest.raises(RunDirError, match="not a readable safetensors checkpoint"):
-        reevaluate_run(odd, tmp_path / "new", ["eval.prototype=mean"], progress=False, log=lambda *_: None)
+        reevaluate_run(odd, tmp_path / "new", ["eval.text_baseline=mean"], progress=False, log=lambda *_: None)
     assert not (tmp_path / "new").exists()
 
 
@@ -338,14 +338,14 @@ def test_evaluating_again_refuses_settings_that_change_training(tmp_path, tiny_r
     assert "--set student.epochs: changes how the models are trained" in lines[0]
     assert not (tmp_path / "bad").exists()
 
-    typo = cli("eval", str(tiny_run), "--set", "eval.prototype=bayes", "--out", str(tmp_path / "typo"))
-    assert typo.returncode == 2 and "eval.prototype: unknown prototype 'bayes'" in typo.stderr, typo.stderr
+    typo = cli("eval", str(tiny_run), "--set", "eval.text_baseline=bayes", "--out", str(tmp_path / "typo"))
+    assert typo.returncode == 2 and "eval.text_baseline: unknown text baseline 'bayes'" in typo.stderr, typo.stderr
     assert not (tmp_path / "typo").exists()
 
-    no_out = cli("eval", str(tiny_run), "--set", "eval.prototype=mean")
+    no_out = cli("eval", str(tiny_run), "--set", "eval.text_baseline=mean")
     assert no_out.returncode == 2 and "--set needs --out" in no_out.stderr, no_out.stderr
 
-    itself = cli("eval", str(tiny_run), "--set", "eval.prototype=mean", "--out", str(tiny_run))
+    itself = cli("eval", str(tiny_run), "--set", "eval.text_baseline=mean", "--out", str(tiny_run))
     assert itself.returncode == 2 and "--out names the run itself" in itself.stderr, itself.stderr
 
 
@@ -355,7 +355,7 @@ def test_evaluating_a_damaged_run_again_fails_before_writing_anything(tmp_path, 
     damaged = tmp_path / "damaged"
     shutil.copytree(tiny_run, damaged)
     (damaged / "checkpoints" / "student_kd.safetensors").unlink()
-    r = cli("eval", str(damaged), "--set", "eval.prototype=mean", "--out", str(tmp_path / "new"))
+    r = cli("eval", str(damaged), "--set", "eval.text_baseline=mean", "--out", str(tmp_path / "new"))
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert "checkpoints/student_kd.safetensors is missing" in lines[0]

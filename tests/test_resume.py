@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import ROOT, TINY, kgdistill_cmd  # noqa: E402
 
-from kgdistill.train.checkpoint import load_tensors, read_state  # noqa: E402
+from kgdistill.fileio import load_tensors, read_state  # noqa: E402
 
 LONG = TINY + ["teacher.epochs=30", "student.epochs=30", "teacher.patience=100", "student.patience=100",
                "train.num_threads=1"]

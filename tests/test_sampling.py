@@ -52,8 +52,9 @@ def test_whole_neighbourhood_evaluation_equals_the_full_graph_gnn():
     cands = torch.arange(0, 300, 7)
     for name in ("gat", "rgcn"):
         torch.manual_seed(1)
-        gnn = GNNS.build(name, in_dim=16, out_dim=8, hidden=32, layers=2, dropout=0.0, num_relations=1, heads=2)
-        same = GNNS.build(name, in_dim=16, out_dim=8, hidden=32, layers=2, dropout=0.0, num_relations=1, heads=2,
+        own = {"heads": 2} if name == "gat" else {}
+        gnn = GNNS.build(name, in_dim=16, out_dim=8, hidden=32, layers=2, dropout=0.0, num_relations=1, **own)
+        same = GNNS.build(name, in_dim=16, out_dim=8, hidden=32, layers=2, dropout=0.0, num_relations=1, **own,
                           fixed_graph=False)
         same.load_state_dict(gnn.state_dict())
         full = GraphConcepts(gnn, x, data, cands).eval()

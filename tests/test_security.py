@@ -131,7 +131,7 @@ def test_pickle_payloads_never_execute(tmp_path, record_property):
     from kgdistill.config import load_config, packaged_config
     from kgdistill.data.paired import load_paired
     from kgdistill.encoders.text_embedder import TextEmbedder
-    from kgdistill.train.checkpoint import load_tensors
+    from kgdistill.fileio import load_tensors
 
     marker = tmp_path / "PWNED"
     payload = pickle.dumps(_Payload(marker))

@@ -27,7 +27,7 @@ from store_fixtures import (fixture_run, free_port, make_run_dir, neo4j_credenti
 
 from kgdistill.errors import GraphFormatError, StoreError  # noqa: E402
 from kgdistill.store import open_store, read_run_dir  # noqa: E402
-from kgdistill.store import neo4j as neo4j_module  # noqa: E402
+from kgdistill.store import cypher, neo4j as neo4j_module  # noqa: E402
 from kgdistill.store.base import STATUS_PUSHING  # noqa: E402
 
 pytestmark = pytest.mark.neo4j
@@ -150,9 +150,9 @@ def test_labels_and_types_come_from_fixed_lists():
     flat = "\n".join(t if isinstance(t, str) else "\n".join(t) for t in texts)
     labels = set(re.findall(r"\(\w*:(\w+)", flat)) | set(re.findall(r"FOR \(\w+:(\w+)\)", flat))
     rels = set(re.findall(r"\[\w*:(\w+)", flat))
-    assert labels <= set(neo4j_module.LABELS) | {"PrototypeD"}, labels
-    assert rels <= set(neo4j_module.REL_TYPES), rels
-    assert "%(dim_label)s" in neo4j_module.Q_PROTOTYPES
+    assert labels <= set(cypher.LABELS) | {"PrototypeD"}, labels
+    assert rels <= set(cypher.REL_TYPES), rels
+    assert "%(dim_label)s" in cypher.Q_PROTOTYPES
     with pytest.raises(StoreError):
         neo4j_module._dim_label("64) DETACH DELETE n //")
 

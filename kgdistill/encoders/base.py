@@ -46,6 +46,14 @@ def build_encoder(spec: Any, prepared: Any, dim: int, key: str) -> "Encoder":
         raise ConfigError(f"{key}: {' '.join(str(exc).split())}") from None
 
 
+@torch.no_grad()
+def embed(encoder: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Encoder outputs in evaluation mode, in batches (float32)."""
+    encoder.eval()
+    out = [encoder(x[s:s + batch_size]).float() for s in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.zeros(0)
+
+
 def mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float = 0.1) -> nn.Sequential:
     """Linear-GELU-Dropout blocks; the last layer is linear."""
     mods: list[nn.Module] = []

@@ -91,6 +91,12 @@ class TextEmbedder:
         self.dim: int | None = None
         self.stats = {"hits": 0, "computed": 0}
 
+    @classmethod
+    def from_config(cls, text, device: str | torch.device = "cpu") -> "TextEmbedder":
+        """The embedder a run's ``text:`` config section names (training, prediction and serving alike)."""
+        return cls(text.model_path, cache_dir=text.cache_dir, max_length=text.max_length,
+                   batch_size=text.batch_size, device=device)
+
     # ------------------------------------------------------------------ cache
     def _load_cache(self) -> dict[int, np.ndarray]:
         if self._cache is None:

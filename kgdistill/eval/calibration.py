@@ -2,7 +2,7 @@
 
 A model trained on seen concepts scores them higher than unseen ones; calibrated
 stacking (Chao et al. 2016) subtracts ``gamma`` from every seen concept's score.
-Graph-guided students may also add ``beta`` times the training-free graph prototype
+Graph-guided students may also add ``beta`` times the training-free text baseline's
 score.  Both are picked on validation patients where some *seen* concepts were held
 out of training to stand in for unseen ones, so unseen concepts are never tuned on.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..errors import RunDirError
-from ..train.checkpoint import load_tensors, save_tensors
+from ..fileio import load_tensors, save_tensors
 from .metrics import harmonic_mean, ranks_of_truth
 
 
@@ -26,10 +26,10 @@ class Calibration:
     val_seen_top1: float = float("nan")
     val_heldout_top1: float = float("nan")
 
-    def apply(self, scores: torch.Tensor, seen_mask: torch.Tensor, prototype: torch.Tensor | None) -> torch.Tensor:
+    def apply(self, scores: torch.Tensor, seen_mask: torch.Tensor, baseline: torch.Tensor | None) -> torch.Tensor:
         out = scores - self.gamma * seen_mask.to(scores.dtype)
-        if self.beta and prototype is not None:
-            out = out + self.beta * prototype
+        if self.beta and baseline is not None:
+            out = out + self.beta * baseline
         return out
 
 
@@ -37,9 +37,9 @@ class Calibration:
 class ValidationScores:
     """The calibration pass's scores on the validation patients of seen concepts, for the fused methods.
 
-    Their calibration is the only part of a run that reads the graph prototype during training's pass, so
-    a run keeps these to choose it again under another prototype without training anything
-    (``kgdistill eval RUN --set eval.prototype=...``)."""
+    Their calibration is the only part of a run that reads the text baseline during training's pass, so
+    a run keeps these to choose it again under another baseline without training anything
+    (``kgdistill eval RUN --set eval.text_baseline=...``)."""
 
     val: torch.Tensor  # int64 sample indices of the validation patients scored
     held: torch.Tensor  # bool per candidate: a seen concept held out of the calibration pass's training
@@ -74,13 +74,30 @@ def calibrations_from_json(obj: Any) -> dict[str, Calibration]:
     return {m: Calibration(**c) for m, c in obj.items()}
 
 
+def choose_calibrations(methods: dict[str, tuple[bool, bool]], scores: dict[str, torch.Tensor], y: torch.Tensor,
+                        trained_mask: torch.Tensor, heldout_mask: torch.Tensor, baseline: torch.Tensor | None,
+                        gammas: list[float], betas: list[float]) -> dict[str, Calibration]:
+    """Each method's calibration, ``methods``: name -> (calibrate, fusion); ``scores``: their raw scores on
+    validation samples with truth ``y``, from models trained without the seen concepts ``heldout_mask``;
+    ``baseline``: the text baseline's scores of those samples (what a fused method adds).  A fused method also
+    gets ``<name>_no_fusion``: its calibration without the baseline."""
+    out: dict[str, Calibration] = {}
+    for m, (do_cal, fusion) in methods.items():
+        g = gammas if do_cal else [0.0]
+        out[m] = choose_calibration(scores[m], y, trained_mask, heldout_mask, baseline if fusion else None, g,
+                                    betas if fusion else [0.0])
+        if fusion:
+            out[m + "_no_fusion"] = choose_calibration(scores[m], y, trained_mask, heldout_mask, None, g, [0.0])
+    return out
+
+
 def choose_calibration(scores: torch.Tensor, y: torch.Tensor, trained_mask: torch.Tensor, heldout_mask: torch.Tensor,
-                       prototype: torch.Tensor | None, gammas: list[float], betas: list[float]) -> Calibration:
+                       baseline: torch.Tensor | None, gammas: list[float], betas: list[float]) -> Calibration:
     """Grid search: the highest harmonic mean of trained vs held-out top-1 among the settings that pay
     for every point of trained-concept top-1 they give up with at least one point of held-out top-1.
 
     Maximising the harmonic mean alone lets a model with no unseen ability (held-out top-1 ~0, e.g.
-    KD with a learned prototype table) buy a ~1% held-out gain with most of its seen accuracy, since H
+    KD with a learned embedding table) buy a ~1% held-out gain with most of its seen accuracy, since H
     near zero rewards any non-zero held-out figure.  The constraint keeps the mean of the two top-1
     figures at or above the uncalibrated model's (gamma = beta = 0), so such a model stays at gamma = 0
     while a model that ranks held-out concepts still trades a little seen accuracy for a large gain.
@@ -89,14 +106,14 @@ def choose_calibration(scores: torch.Tensor, y: torch.Tensor, trained_mask: torc
     is_held = heldout_mask[y]
 
     def top1(cal: Calibration) -> tuple[float, float]:
-        hit = ranks_of_truth(cal.apply(scores, trained_mask, prototype), y) == 1
+        hit = ranks_of_truth(cal.apply(scores, trained_mask, baseline), y) == 1
         a = float(hit[is_trained].float().mean()) if bool(is_trained.any()) else 0.0
         b = float(hit[is_held].float().mean()) if bool(is_held.any()) else 0.0
         return a, b
 
     a0, b0 = top1(Calibration())
     best: tuple[float, float, float, Calibration] = (harmonic_mean(a0, b0), a0, 0.0, Calibration(0.0, 0.0, a0, b0))
-    for beta in (betas if prototype is not None else [0.0]):
+    for beta in (betas if baseline is not None else [0.0]):
         for gamma in gammas:
             a, b = top1(Calibration(gamma, beta))
             if a + b < a0 + b0:  # gives up more trained accuracy than it gains on held-out concepts

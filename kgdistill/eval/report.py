@@ -6,7 +6,10 @@ from pathlib import Path
 
 import torch
 
-ORDER = ("teacher", "prototype", "student_alone", "kd", "kg_guided", "kg_guided_no_fusion")
+# the baseline row is "text_baseline" (training-free, reads the graph) or "nearest_centroid" (labelled samples'
+# centroids); runs made before those names call it "prototype"
+ORDER = ("teacher", "text_baseline", "nearest_centroid", "prototype", "student_alone", "kd", "kg_guided",
+         "kg_guided_no_fusion")
 
 
 def _fmt(v) -> str:
@@ -37,7 +40,7 @@ def write_report(rd, metrics: dict) -> Path:
         f"({metrics['num_seen']} seen, {metrics['num_unseen']} unseen), {metrics['num_test']} test samples. "
         f"Chance top-1: {100 * metrics['chance_top1']:.2f}%. Device: {metrics['device']}; {metrics['seconds']} s.", "",
         "All figures in %, ranking each test sample over **all** candidate concepts. "
-        "Calibration (seen-score offset gamma, graph-prototype weight beta) was chosen on validation patients with "
+        "Calibration (seen-score offset gamma, text-baseline weight beta) was chosen on validation patients with "
         "some seen concepts held out as stand-ins for unseen ones; unseen concepts were never tuned on.", "",
         metrics_table(metrics), "",
         "## What the graph added", "",
@@ -61,8 +64,9 @@ def _read_log(path: Path) -> dict[str, list[float]]:
     return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in (rows[0] if rows else {})}
 
 
-def write_plots(rd, task, fitted, z_t: torch.Tensor, z_s: torch.Tensor, method: str) -> None:
-    """Training curves from the logs; the shared space from the test samples' embeddings (``z_t``, ``z_s``)."""
+def write_plots(rd, concepts: torch.Tensor, seen, z_t: torch.Tensor, z_s: torch.Tensor, method: str) -> None:
+    """Training curves from the logs; the shared space from the concepts' GNN embeddings ([K, d], ``seen`` [K]
+    bool) and the test samples' embeddings (``z_t``, ``z_s``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,14 +87,13 @@ def write_plots(rd, task, fitted, z_t: torch.Tensor, z_s: torch.Tensor, method: 
     fig.savefig(rd.path / "plots" / "training_curves.png", dpi=110)
     plt.close(fig)
 
-    conc = torch.nn.functional.normalize(fitted.concepts.cpu(), dim=-1)
+    conc = torch.nn.functional.normalize(concepts.cpu(), dim=-1)
     pts = torch.cat([conc, z_t, z_s]).numpy()
     xy = PCA(n_components=2, random_state=0).fit_transform(pts)
     k, n = len(conc), len(z_t)
     fig, ax = plt.subplots(figsize=(7, 6))
     ax.scatter(*xy[k:k + n].T, s=6, alpha=0.35, c="tab:blue", label="teacher samples")
     ax.scatter(*xy[k + n:].T, s=6, alpha=0.35, c="tab:orange", label=f"student samples ({method})")
-    seen = task.seen
     ax.scatter(*xy[:k][seen].T, s=28, marker="^", c="black", label="seen concepts (GNN)")
     ax.scatter(*xy[:k][~seen].T, s=36, marker="*", c="red", label="unseen concepts (GNN)")
     ax.set(title="shared space (PCA)")

@@ -26,17 +26,20 @@ class NodeDropout(nn.Dropout):
 
 
 class ConceptGNN(nn.Module):
-    def __init__(self, in_dim: int, out_dim: int, hidden: int = 256, layers: int = 2, dropout: float = 0.1,
-                 num_relations: int = 1, heads: int = 2, fixed_graph: bool = True):
+    """``in_dim``, ``out_dim``, ``num_relations`` and ``fixed_graph`` come from the data and the pipeline; the other
+    keyword arguments (and a subclass's own, e.g. GAT's ``heads``) are the ``gnn:`` config part's keys."""
+
+    def __init__(self, in_dim: int, out_dim: int, *, hidden: int = 256, layers: int = 2, dropout: float = 0.1,
+                 num_relations: int = 1, fixed_graph: bool = True):
         super().__init__()
         self.fixed_graph = fixed_graph  # False when each call sees another (sampled) subgraph: nothing is cached
         self.inp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU())
-        self.convs = nn.ModuleList(self.make_conv(hidden, num_relations, heads) for _ in range(layers))
+        self.convs = nn.ModuleList(self.make_conv(hidden, num_relations) for _ in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.drop = NodeDropout(dropout)
         self.out = nn.Linear(hidden, out_dim)
 
-    def make_conv(self, hidden: int, num_relations: int, heads: int) -> nn.Module:  # pragma: no cover
+    def make_conv(self, hidden: int, num_relations: int) -> nn.Module:  # pragma: no cover
         raise NotImplementedError
 
     def conv(self, layer: nn.Module, h: torch.Tensor, edge_index: torch.Tensor, edge_type: torch.Tensor,

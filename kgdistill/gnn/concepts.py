@@ -1,16 +1,22 @@
-"""Where a model's concept prototypes come from: the GNN over the graph, or a learned table.
+"""Where a model's concept embeddings come from: the GNN over the graph, or a learned table.
 
-Both return the [K, d] embeddings of the K candidate concepts; classification is by
-cosine similarity to them, which is what lets a graph-fed model rank concepts that
-have no labelled example.
+Every source returns the [K, d] embeddings of the K candidate concepts; classification is by cosine
+similarity to them, which is what lets a graph-fed model rank concepts that have no labelled example.
+A student's source is named by ``student.methods.<m>.concepts`` and built from the teacher's frozen
+GNN embeddings: ``CONCEPT_SOURCES.build(name, teacher_concepts=C)``.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import nn
 
+from ..registry import Registry
 from .base import ConceptGNN
 from .sampling import NeighbourSampler
+
+CONCEPT_SOURCES: Registry[Callable[..., nn.Module]] = Registry("concept source")
 
 
 def cosine_logits(z: torch.Tensor, concepts: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -71,7 +77,7 @@ class GraphConcepts(nn.Module):
 
 
 class LearnedConcepts(nn.Module):
-    """A free prototype per candidate: the classic classifier head, blind to the graph."""
+    """A free embedding per candidate: the classic classifier head, blind to the graph."""
 
     def __init__(self, num_concepts: int, dim: int):
         super().__init__()
@@ -81,24 +87,32 @@ class LearnedConcepts(nn.Module):
         return self.weight
 
 
+@CONCEPT_SOURCES.register("learned")
+def learned_concepts(teacher_concepts: torch.Tensor) -> LearnedConcepts:
+    """A free table as wide as the teacher's space; the teacher's embeddings themselves are not read."""
+    return LearnedConcepts(*teacher_concepts.shape)
+
+
+@CONCEPT_SOURCES.register("gnn")
 class FixedConcepts(nn.Module):
     """Concept embeddings frozen after the teacher stage: the shared space students align to."""
 
-    def __init__(self, embeddings: torch.Tensor):
+    def __init__(self, teacher_concepts: torch.Tensor):
         super().__init__()
-        self.register_buffer("embeddings", embeddings.detach().float().clone())
+        self.register_buffer("embeddings", teacher_concepts.detach().float().clone())
 
     def forward(self) -> torch.Tensor:
         return self.embeddings
 
 
+@CONCEPT_SOURCES.register("gnn_residual")
 class ResidualConcepts(FixedConcepts):
     """The frozen GNN embeddings plus a learned per-concept correction (zero at the start, kept small by weight
     decay): seen concepts can fit the student's modality as closely as a free table would, while concepts never
     trained on keep exactly their graph embedding."""
 
-    def __init__(self, embeddings: torch.Tensor):
-        super().__init__(embeddings)
+    def __init__(self, teacher_concepts: torch.Tensor):
+        super().__init__(teacher_concepts)
         self.delta = nn.Parameter(torch.zeros_like(self.embeddings))
 
     def forward(self) -> torch.Tensor:

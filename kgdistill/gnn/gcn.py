@@ -72,7 +72,7 @@ class _Adjacency:
 
 @GNNS.register("gcn")
 class GCN(ConceptGNN):
-    def make_conv(self, hidden, num_relations, heads):
+    def make_conv(self, hidden, num_relations):
         return GCNConv(hidden, hidden, add_self_loops=True)
 
     def conv(self, layer, h, edge_index, edge_type, edge_weight):

@@ -8,7 +8,7 @@ from .base import GNNS, ConceptGNN
 
 @GNNS.register("rgcn")
 class RGCN(ConceptGNN):
-    def make_conv(self, hidden, num_relations, heads):
+    def make_conv(self, hidden, num_relations):
         return RGCNConv(hidden, hidden, num_relations, num_bases=min(num_relations, 8))
 
     def conv(self, layer, h, edge_index, edge_type, edge_weight):

@@ -20,6 +20,7 @@ import re
 from typing import Any, Iterable, Sequence
 
 from ..errors import GraphFormatError
+from ..neo4j_client import connect, explain, neo4j_auth, redact_uri
 from .kg import GraphBuilder, KnowledgeGraph
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -59,9 +60,6 @@ def load_neo4j(uri: str, node_label: str | Sequence[str], rel_types: Sequence[st
 
     A node's type is its ``type_property`` value if given and set, else the label it was read by.
     """
-    from ..store.base import redact_uri
-    from ..store.neo4j import connect, explain, neo4j_auth
-
     auth = neo4j_auth(auth)
     uri_given, uri = uri, redact_uri(uri)  # messages and the graph's source never repeat a password
     labels = [node_label] if isinstance(node_label, str) else list(node_label)

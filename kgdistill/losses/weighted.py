@@ -34,6 +34,11 @@ class WeightedLoss(nn.Module):
             self.terms[name] = LOSSES.build(name, **params)
             self.weights[name] = float_param(name, "weight", weight, low=0.0)
 
+    @classmethod
+    def from_specs(cls, specs: Sequence[Any]) -> "WeightedLoss":
+        """From config parts (``LossSpec``: ``name``, ``weight`` and the term's own keys) or plain mappings."""
+        return cls([s if isinstance(s, Mapping) else {"name": s.name, "weight": s.weight, **s.params} for s in specs])
+
     @property
     def required_fields(self) -> frozenset[str]:
         """DistillBatch fields any term needs: tells the trainer whether the teacher/graph must run."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from ..errors import ConfigError, StoreError
+from ..neo4j_client import redact_uri
 from ..registry import Registry
 from .export import RunExport, read_run_dir
 
@@ -298,11 +298,6 @@ def sort_runs(runs: list[RunSummary]) -> list[RunSummary]:
     """Newest first: by finished time, then push time; ties by run id."""
     runs = sorted(runs, key=lambda r: r.run_id)
     return sorted(runs, key=lambda r: (r.finished or "", r.pushed_at or ""), reverse=True)
-
-
-def redact_uri(uri: str) -> str:
-    """The URI as messages show it: a ``user:password@`` part becomes ``***@`` (a typed password is never echoed)."""
-    return re.sub(r"(?<=://)[^/@\s]*@", "***@", str(uri))
 
 
 def default_store_uri() -> str:

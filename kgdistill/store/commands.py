@@ -1,13 +1,15 @@
-"""``kgdistill align push|query`` and ``kgdistill graph load bolt://...``.
+"""``kgdistill align push|query``.
 
-Mount with ``app.add_typer(align_app, name="align")`` and ``graph_app.command("load")(graph_load_command)``.
-User errors are raised as KGDistillError subclasses (the main CLI prints one line and exits 2).
+Mount with ``app.add_typer(align_app, name="align")``.  ``align query --text`` embeds the text with the run's
+student through a function the caller passes in the click context (``obj={"embed_text": fn}``, ``fn(text,
+run_dir) -> vector``), so the store never imports the model code.  User errors are raised as KGDistillError
+subclasses (the main CLI prints one line and exits 2).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import typer
 
@@ -85,6 +87,7 @@ def push_command(
 
 @align_app.command("query")
 def query_command(
+        ctx: typer.Context,
         store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
         concept: Optional[str] = typer.Option(None, "--concept", help="A concept id: its aligned samples, nearest "
                                                                       "concepts in both spaces, accuracy."),
@@ -114,7 +117,7 @@ def query_command(
                 _show_concept(rep)
         elif text is not None:
             summary = st.resolve_run(run)
-            vec = _embed_text(text, run_dir or Path(summary.run_dir), summary.run_id)
+            vec = _embed_text(ctx, text, run_dir or Path(summary.run_dir), summary.run_id)
             hits = st.query_vector(vec, k=top_k, run_id=summary.run_id)
             if as_json:
                 _print_json({"run_id": summary.run_id, "text": text, "hits": [h.__dict__ for h in hits]})
@@ -144,16 +147,15 @@ def query_command(
                                           r.config_hash, r.graph_source] for r in runs]))
 
 
-def _embed_text(text: str, run_dir: Path, run_id: str):
+def _embed_text(ctx: typer.Context, text: str, run_dir: Path, run_id: str):
     import numpy as np
 
     if not Path(run_dir).is_dir():
         raise StoreError(f"run directory {run_dir} of run {run_id!r} is not here; pass --run-dir")
-    try:
-        from ..predict import Predictor
-    except ImportError as exc:
-        raise StoreError(f"--text needs kgdistill.predict, which cannot be imported here ({exc})") from None
-    return np.asarray(Predictor.from_run_dir(run_dir).embed_texts([text]))[0]
+    embed = (ctx.obj or {}).get("embed_text") if ctx is not None else None
+    if embed is None:
+        raise StoreError("--text needs the run's student encoder; run it through the kgdistill command")
+    return np.asarray(embed(text, Path(run_dir)))
 
 
 def _show_concept(rep) -> None:
@@ -179,41 +181,3 @@ def _show_concept(rep) -> None:
                          [[h.rank, h.id, h.name, h.score] for h in rep.aligned.get(modality, [])]))
     con.print(_table("Correspondences (student space -> teacher space)", ["rank", "id", "name", "match", "confidence"],
                      [[c.rank, c.id, c.name, c.match, c.confidence] for c in rep.correspondences]))
-
-
-def graph_load_command(
-        uri: str = typer.Argument(..., help="bolt://host:port of the Neo4j server holding the graph "
-                                            "(credentials from NEO4J_USER / NEO4J_PASSWORD)."),
-        label: List[str] = typer.Option(..., "--label", help="Node label of the graph's concepts (repeatable)."),
-        rel: List[str] = typer.Option([], "--rel", help="Relationship type to read (repeatable; default: every "
-                                                        "type between those nodes)."),
-        id_property: str = typer.Option("id", "--id-property", help="Node property holding the concept id."),
-        name_property: str = typer.Option("name", "--name-property", help="Node property holding the name."),
-        text_property: Optional[str] = typer.Option(None, "--text-property", help="Node property with a definition."),
-        type_property: Optional[str] = typer.Option(None, "--type-property", help="Node property with the node "
-                                                                                  "type (default: its label)."),
-        synonyms_property: Optional[str] = typer.Option(None, "--synonyms-property", help="List property (or "
-                                                                                          "'|'-separated text)."),
-        weight_property: Optional[str] = typer.Option(None, "--weight-property", help="Relationship weight "
-                                                                                      "property."),
-        reverse: List[str] = typer.Option([], "--reverse", help="Relationship type whose edges point general -> "
-                                                                "specific (flipped on reading; repeatable)."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Save the graph as nodes.csv + edges.csv here."),
-        as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
-    """Read a domain graph from Neo4j into the project's typed graph (same as the file loaders)."""
-    from ..graph.neo4j_io import load_neo4j
-
-    kg = load_neo4j(uri, label, rel or None, id_property=id_property, name_property=name_property,
-                    text_property=text_property, type_property=type_property, synonyms_property=synonyms_property,
-                    weight_property=weight_property, reverse_types=reverse)
-    saved = str(kg.save_csv(out)) if out is not None else None
-    info = {"source": kg.source, "nodes": kg.num_nodes, "edges": kg.num_edges, "relations": kg.relation_counts(),
-            "types": kg.type_counts(), "saved_to": saved}
-    if as_json:
-        _print_json(info)
-        return
-    typer.echo(f"Read {kg.num_nodes} nodes and {kg.num_edges} edges from {kg.source}")
-    for r, c in info["relations"].items():
-        typer.echo(f"  {r}: {c}")
-    if saved:
-        typer.echo(f"Saved to {saved} (nodes.csv, edges.csv)")

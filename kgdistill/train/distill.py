@@ -2,70 +2,46 @@
 
 The teacher (rich modality) and the GNN are trained together, so the GNN's concept
 embeddings become the shared space.  Students (cheap modality) are then trained
-against those frozen embeddings (``prototypes: gnn``) or against a free prototype
-table (``prototypes: learned``, the classic baselines), with the teacher's outputs
-precomputed once for the whole training set.
+against those frozen embeddings (``concepts: gnn``) or against a free embedding
+table (``concepts: learned``, the classic baselines), with the teacher's outputs
+precomputed once for the whole training set.  The result is a :class:`DistilledModel`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..config import RunConfig
-from ..encoders import build_encoder
+from ..encoders import embed
 from ..gnn import GNNS
-from ..gnn.concepts import FixedConcepts, GraphConcepts, LearnedConcepts, ResidualConcepts, cosine_logits
+from ..gnn.concepts import GraphConcepts, cosine_logits
 from ..gnn.features import principal_components
 from ..gnn.sampling import NeighbourSampler
 from ..losses import WeightedLoss
+from ..model import DistilledModel, Roles, build_student, build_teacher_encoder
 from ..task import Task
 from .device import to_device
 from .distributed import DistContext, context
 from .logger import StageLogger
 from .state import StageCheckpoint
-from .trainer import StageData, StageResult, StageSettings, embed, fit_stage
-
-
-@dataclass
-class Fitted:
-    trained: np.ndarray                       # [K] bool: concepts trained on in this pass
-    teacher: torch.nn.Module
-    teacher_concepts: GraphConcepts | None    # None when loaded for evaluation, which reads ``concepts``
-    concepts: torch.Tensor                    # [K, d] frozen GNN embeddings
-    students: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = field(default_factory=dict)
-    results: dict[str, StageResult] = field(default_factory=dict)
-
-
-def _loss(specs) -> WeightedLoss:
-    return WeightedLoss([{"name": s.name, "weight": s.weight, **s.params} for s in specs])
-
-
-def build_teacher_encoder(cfg: RunConfig, task: Task) -> torch.nn.Module:
-    return build_encoder(cfg.teacher.encoder, task.teacher, cfg.space.dim, "teacher.encoder")
+from .trainer import StageData, StageResult, StageSettings, fit_stage
 
 
 def build_teacher(cfg: RunConfig, task: Task) -> tuple[torch.nn.Module, GraphConcepts]:
-    enc = build_teacher_encoder(cfg, task)
+    """The teacher's encoder and the GNN over the whole graph that it trains."""
+    enc = build_teacher_encoder(cfg, task.teacher)
     sampled = bool(cfg.gnn.num_neighbors)
     x = task.node_features
     if cfg.gnn.input_dim is not None:
         x = principal_components(x, cfg.gnn.input_dim)
-    gnn = GNNS.build(cfg.gnn.name, in_dim=x.shape[1], out_dim=cfg.space.dim, hidden=cfg.gnn.hidden,
-                     layers=cfg.gnn.layers, dropout=cfg.gnn.dropout,
-                     num_relations=len(task.graph_data.relations), heads=cfg.gnn.heads, fixed_graph=not sampled)
+    gnn = GNNS.build(cfg.gnn.name, in_dim=x.shape[1], out_dim=cfg.space.dim,
+                     num_relations=len(task.graph_data.relations), fixed_graph=not sampled, **cfg.gnn.build_params())
     sampler = NeighbourSampler(task.graph_data.edge_index, x.shape[0], cfg.gnn.num_neighbors) if sampled else None
     return enc, GraphConcepts(gnn, x, task.graph_data, torch.as_tensor(task.cand_nodes),
                               cfg.gnn.self_feature_dropout, sampler, cfg.gnn.eval_chunk)
-
-
-def build_student(cfg: RunConfig, task: Task, prototypes: str, concepts: torch.Tensor | None):
-    enc = build_encoder(cfg.student.encoder, task.student, cfg.space.dim, "student.encoder")
-    src = {"gnn": FixedConcepts, "gnn_residual": ResidualConcepts}.get(prototypes)
-    src = src(concepts) if src is not None else LearnedConcepts(task.num_candidates, cfg.space.dim)
-    return enc, src
 
 
 @dataclass
@@ -117,84 +93,51 @@ def student_data(task: Task, p: PassData, device: torch.device, z_t: torch.Tenso
                      y_val=p.y_va, z_teacher=z_t, logits_teacher=logits_t)
 
 
+def stage_settings(cfg: RunConfig, stage, progress: bool) -> StageSettings:
+    """``stage``: the config's ``teacher`` or ``student`` section."""
+    return StageSettings(epochs=stage.epochs, batch_size=stage.batch_size, lr=stage.lr,
+                         weight_decay=stage.weight_decay, patience=stage.patience,
+                         temperature=cfg.space.temperature, amp=cfg.train.amp, progress=progress,
+                         checkpoint_every=cfg.train.checkpoint_every, compile=cfg.train.compile)
+
+
+def task_roles(task: Task) -> Roles:
+    return Roles(task.teacher_modality, task.teacher.kind, task.student_modality, task.student.kind)
+
+
 def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.device, log_dir: Path | None,
                progress: bool = True, methods: list[str] | None = None, state_dir: Path | None = None,
-               dist: DistContext | None = None) -> Fitted:
-    """Train the teacher, then each student; with ``state_dir`` every stage resumes from (and writes) checkpoints
-    there, so a finished stage is never trained twice."""
+               dist: DistContext | None = None) -> tuple[DistilledModel, dict[str, StageResult]]:
+    """Train the teacher, then each student (``methods``: only these); with ``state_dir`` every stage resumes
+    from (and writes) checkpoints there, so a finished stage is never trained twice.  Returns the model (its
+    calibration not chosen yet) and each stage's training record."""
     seed = cfg.seed
     dist = dist or context()
     log_dir = log_dir if dist.is_main else None
 
-    def checkpoint(stage: str) -> StageCheckpoint | None:  # every rank reads it; fit_stage writes on rank 0 only
-        return None if state_dir is None else StageCheckpoint(Path(state_dir), stage)
+    def run(stage: str, enc, src, losses, data: StageData, section, stage_seed: int) -> StageResult:
+        file = stage.replace(":", "_")  # logs/<file>.csv, state/<pass>/<file>.pt
+        return fit_stage(stage, enc, src, p.cand, WeightedLoss.from_specs(losses), data,
+                         stage_settings(cfg, section, progress), device=device, concept_sim=p.sim,
+                         logger=StageLogger(log_dir, file) if log_dir else None, seed=stage_seed,
+                         checkpoint=None if state_dir is None else StageCheckpoint(Path(state_dir), file), dist=dist)
 
     p = pass_data(task, trained, device)
-
-    def settings(stage) -> StageSettings:
-        return StageSettings(epochs=stage.epochs, batch_size=stage.batch_size, lr=stage.lr,
-                             weight_decay=stage.weight_decay, patience=stage.patience,
-                             temperature=cfg.space.temperature, amp=cfg.train.amp, progress=progress,
-                             checkpoint_every=cfg.train.checkpoint_every, compile=cfg.train.compile)
-
     torch.manual_seed(seed)
     t_enc, t_concepts = build_teacher(cfg, task)
     t_data = teacher_data(task, p, device)
-    fitted_results: dict[str, StageResult] = {}
-    fitted_results["teacher"] = fit_stage(
-        "teacher", t_enc, t_concepts, p.cand, _loss(cfg.teacher.losses), t_data, settings(cfg.teacher),
-        device=device, concept_sim=p.sim, logger=StageLogger(log_dir, "teacher") if log_dir else None, seed=seed,
-        checkpoint=checkpoint("teacher"), dist=dist)
+    results = {"teacher": run("teacher", t_enc, t_concepts, cfg.teacher.losses, t_data, cfg.teacher, seed)}
     concepts, z_t, logits_t = teacher_targets(t_enc, t_concepts, t_data, p.cand, cfg.space.temperature)
-    fitted = Fitted(trained=trained, teacher=t_enc, teacher_concepts=t_concepts, concepts=concepts,
-                    results=fitted_results)
+    model = DistilledModel(cfg, task.candidates, torch.as_tensor(task.seen), concepts, {}, task_roles(task),
+                           teacher=t_enc, teacher_gnn=t_concepts.gnn, text_baseline=task.text_baseline,
+                           input_scaling={k: v for k, v in task.student.tables.items() if k in ("mean", "std")})
     s_data = student_data(task, p, device, z_t, logits_t)
     for i, (name, method) in enumerate(cfg.student.methods.items()):
         if methods is not None and name not in methods:
             continue
         torch.manual_seed(seed + 1 + i)
-        enc, src = build_student(cfg, task, method.prototypes, concepts)
-        fitted_results[name] = fit_stage(
-            f"student:{name}", enc, src, p.cand, _loss(method.losses), s_data, settings(cfg.student), device=device,
-            concept_sim=p.sim, logger=StageLogger(log_dir, f"student_{name}") if log_dir else None,
-            seed=seed + 1 + i, checkpoint=checkpoint(f"student_{name}"), dist=dist)
-        fitted.students[name] = (enc, src)
-    return fitted
-
-
-@torch.no_grad()
-def score_samples(task: Task, fitted: Fitted, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
-    """Cosine scores [n, K] over all candidates for the teacher and every student variant."""
-    out: dict[str, torch.Tensor] = {}
-    idx_t = torch.as_tensor(idx)
-    z_t = embed(fitted.teacher, task.teacher.x[idx_t].to(device))
-    out["teacher"] = cosine_logits(z_t, fitted.concepts, 1.0).cpu()
-    for name, (enc, src) in fitted.students.items():
-        z = embed(enc, task.student.x[idx_t].to(device))
-        out[name] = cosine_logits(z, src().float(), 1.0).cpu()
-    return out
-
-
-@torch.no_grad()
-def sample_embeddings(task: Task, fitted: Fitted, idx: np.ndarray, method: str, device: torch.device):
-    idx_t = torch.as_tensor(idx)
-    z_t = embed(fitted.teacher, task.teacher.x[idx_t].to(device)).cpu()
-    z_s = embed(fitted.students[method][0], task.student.x[idx_t].to(device)).cpu()
-    return torch.nn.functional.normalize(z_t, dim=-1), torch.nn.functional.normalize(z_s, dim=-1)
-
-
-def load_fitted(cfg: RunConfig, task: Task, checkpoints: Path) -> Fitted:
-    """Rebuild the final pass's encoders from a run's safetensors checkpoints.  The teacher's GNN is not
-    rebuilt (nor, with ``gnn.input_dim``, its principal components): its output is the saved ``concepts``."""
-    from .checkpoint import load_state, load_tensors
-
-    t_enc = build_teacher_encoder(cfg, task)
-    load_state(t_enc, checkpoints / "teacher.safetensors", prefix="encoder.")
-    concepts = load_tensors(checkpoints / "concepts.safetensors")["concepts"]
-    fitted = Fitted(trained=task.seen, teacher=t_enc.eval(), teacher_concepts=None, concepts=concepts)
-    for name, method in cfg.student.methods.items():
-        enc, src = build_student(cfg, task, method.prototypes, concepts)
-        load_state(enc, checkpoints / f"student_{name}.safetensors", prefix="encoder.")
-        load_state(src, checkpoints / f"student_{name}.safetensors", prefix="concepts.")
-        fitted.students[name] = (enc.eval(), src.eval())
-    return fitted
+        st = build_student(cfg, method, task.student, concepts)
+        results[name] = run(f"student:{name}", st.encoder, st.concepts, method.losses, s_data, cfg.student,
+                            seed + 1 + i)
+        model.students[name] = st
+    return model, results

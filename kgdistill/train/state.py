@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import RunDirError
-from ..fileio import atomic_write
-from .checkpoint import read_state, write_state
+from ..fileio import atomic_write, read_state, write_state
 
 
 # ------------------------------------------------------------------ graceful stop

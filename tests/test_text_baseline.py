@@ -1,4 +1,4 @@
-"""The training-free graph prototypes (set matching, likelihood over the links), by hand."""
+"""The training-free text baselines (set matching, likelihood over the links), by hand."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kgdistill.errors import ConfigError
-from kgdistill.eval.prototype import PROTOTYPES, ConceptLinks, LinkLikelihood, concept_text_prototypes
+from kgdistill.eval.text_baseline import TEXT_BASELINES, ConceptLinks, LinkLikelihood, concept_text_means
 from kgdistill.graph.kg import GraphBuilder
 
 # four findings in a 2-d text space, at 0, 90, 180 and 45 degrees
@@ -59,9 +59,9 @@ def test_links_from_a_graph_and_back_through_tensors():
     back = ConceptLinks.from_tensors(ln.tensors())
     x, table = torch.tensor([[0, 1]]), torch.randn(2, 4)
     assert torch.equal(back.set_match(x, table), ln.set_match(x, table))
-    # the same weighted links as the mean prototype reads (for weights >= 0)
+    # the same weighted links as the mean baseline reads (for weights >= 0)
     mean = torch.zeros(2, 4).index_add_(0, ln.concept, ln.weight.unsqueeze(1) * ln.emb)
-    assert torch.allclose(torch.nn.functional.normalize(mean, dim=-1), concept_text_prototypes(kg, cand, name_emb))
+    assert torch.allclose(torch.nn.functional.normalize(mean, dim=-1), concept_text_means(kg, cand, name_emb))
 
 
 def likelihood_graph():
@@ -108,62 +108,73 @@ def test_likelihood_batches_padding_and_round_trip():
     assert torch.allclose(full, lk.scores(x, table, max_elements=1), atol=1e-6)
     assert torch.allclose(full[:1], lk.scores(x[:1, :4], table), atol=1e-6)
     assert torch.allclose(full[1:2], lk.scores(x[1:2, :2], table), atol=1e-6)   # padding is ignored
-    back = PROTOTYPES.get("likelihood").from_tensors(lk.tensors())
+    back = TEXT_BASELINES.get("likelihood").from_tensors(lk.tensors())
     assert torch.equal(back.scores(x, table), full)
 
 
 @pytest.mark.parametrize("params, needle", [
-    ({"temprature": 0.1}, "eval.prototype_params: temprature: not a setting of prototype 'likelihood' (accepted: "
+    ({"temprature": 0.1}, "eval.text_baseline: temprature: not a setting of text baseline 'likelihood' (accepted: "
                           "temperature, floor, parent_share)"),
-    ({"floor": 0.0}, "eval.prototype_params: floor: 0.0; expected a number > 0"),
-    ({"parent_share": 1.5}, "eval.prototype_params: parent_share: 1.5; expected a number in [0, 1]"),
-    ({"floor": "true"}, "eval.prototype_params: floor: True; expected a number"),
+    ({"floor": 0.0}, "eval.text_baseline: floor: 0.0; expected a number > 0"),
+    ({"parent_share": 1.5}, "eval.text_baseline: parent_share: 1.5; expected a number in [0, 1]"),
+    ({"floor": "true"}, "eval.text_baseline: floor: True; expected a number"),
 ])
-def test_bad_prototype_settings_fail_at_config_load(params, needle):
+def test_bad_baseline_settings_fail_at_config_load(params, needle):
     from kgdistill.config import load_config, packaged_config
 
-    sets = ["eval.prototype=likelihood"] + [f"eval.prototype_params.{k}={v}" for k, v in params.items()]
+    sets = ["eval.text_baseline=likelihood"] + [f"eval.text_baseline.{k}={v}" for k, v in params.items()]
     with pytest.raises(ConfigError) as exc:
         load_config(packaged_config("quick"), sets)
     assert needle in str(exc.value) and "\n" not in str(exc.value)
 
 
-def test_an_unknown_prototype_fails_at_config_load_naming_the_registered_ones():
+def test_an_unknown_baseline_fails_at_config_load_naming_the_registered_ones():
     from kgdistill.config import load_config, packaged_config
 
-    with pytest.raises(ConfigError, match=r"eval\.prototype: unknown prototype 'bayes'; expected one of: likelihood, "
-                                          r"mean, set_match"):
-        load_config(packaged_config("quick"), ["eval.prototype=bayes"])
-    with pytest.raises(ConfigError, match=r"eval\.prototype_params: floor: not a setting of prototype 'set_match' "
+    with pytest.raises(ConfigError, match=r"eval\.text_baseline: unknown text baseline 'bayes'; expected one of: "
+                                          r"likelihood, mean, set_match"):
+        load_config(packaged_config("quick"), ["eval.text_baseline=bayes"])
+    with pytest.raises(ConfigError, match=r"eval\.text_baseline: floor: not a setting of text baseline 'set_match' "
                                           r"\(accepted: none\)"):
-        load_config(packaged_config("quick"), ["eval.prototype=set_match", "eval.prototype_params.floor=0.1"])
+        load_config(packaged_config("quick"), ["eval.text_baseline=set_match", "eval.text_baseline.floor=0.1"])
 
 
-def test_the_predictor_reads_each_saved_prototype_and_refuses_a_damaged_one(tmp_path):
-    """Runs saved before the ``prototype.*`` key (``concept_links.*``, ``prototype_concepts``) read as they ran."""
+def test_old_baseline_keys_still_work_with_a_warning():
+    """``eval.prototype`` / ``eval.prototype_params`` (before the rename) load as ``eval.text_baseline``."""
+    from kgdistill.config import load_config, packaged_config
+
+    with pytest.warns(FutureWarning, match="eval.prototype -> eval.text_baseline"):
+        cfg = load_config(packaged_config("quick"), ["eval.prototype=likelihood", "eval.prototype_params.floor=0.01"])
+    assert cfg.eval.text_baseline.name == "likelihood" and cfg.eval.text_baseline.params == {"floor": 0.01}
+
+
+def test_the_model_reads_each_saved_baseline_and_refuses_a_damaged_one(tmp_path):
+    """Runs saved before the ``text_baseline.*`` key (``prototype.*``, ``concept_links.*``,
+    ``prototype_concepts``) read as they ran."""
     from types import SimpleNamespace
 
     from kgdistill.errors import RunDirError
-    from kgdistill.eval.prototype import MeanPrototype
-    from kgdistill.predict import Predictor
+    from kgdistill.eval.text_baseline import MeanTextBaseline
+    from kgdistill.model import _saved_text_baseline
 
     def read(kind: str, extra: dict, candidates=("D1", "D2")):
-        me = SimpleNamespace(cfg=SimpleNamespace(eval=SimpleNamespace(prototype=kind)), candidates=list(candidates))
-        return Predictor._saved_prototype(me, extra, tmp_path / "concepts.safetensors")
+        cfg = SimpleNamespace(eval=SimpleNamespace(text_baseline=SimpleNamespace(name=kind)))
+        return _saved_text_baseline(cfg, extra, len(candidates), tmp_path / "concepts.safetensors")
 
     kg, cand, name_emb = likelihood_graph()
     lk = LinkLikelihood.from_graph(kg, cand, name_emb)
-    got = read("likelihood", {f"prototype.{k}": v for k, v in lk.tensors().items()})
-    assert isinstance(got, LinkLikelihood) and torch.equal(got.links.to_dense(), lk.links.to_dense())
+    for prefix in ("text_baseline.", "prototype."):
+        got = read("likelihood", {f"{prefix}{k}": v for k, v in lk.tensors().items()})
+        assert isinstance(got, LinkLikelihood) and torch.equal(got.links.to_dense(), lk.links.to_dense())
     old_set_match = {f"concept_links.{k}": v for k, v in links().tensors().items()} | {"prototype_concepts": torch.eye(2)}
     assert isinstance(read("set_match", old_set_match), ConceptLinks)
-    assert isinstance(read("mean", {"prototype_concepts": torch.eye(2)}), MeanPrototype)
+    assert isinstance(read("mean", {"prototype_concepts": torch.eye(2)}), MeanTextBaseline)
     assert read("mean", {"seen": torch.ones(2)}) is None          # not a text student
-    saved = {f"prototype.{k}": v for k, v in lk.tensors().items()}
-    for damaged in ({k: v for k, v in saved.items() if k != "prototype.floor"},          # a tensor missing
-                    saved | {"prototype.temperature": torch.tensor(0.0)},                # a setting out of range
-                    saved | {"prototype.links_value": -saved["prototype.links_value"]}):  # not probabilities
-        with pytest.raises(RunDirError, match="saved likelihood prototype has missing or invalid tensors"):
+    saved = {f"text_baseline.{k}": v for k, v in lk.tensors().items()}
+    for damaged in ({k: v for k, v in saved.items() if k != "text_baseline.floor"},          # a tensor missing
+                    saved | {"text_baseline.temperature": torch.tensor(0.0)},                # a setting out of range
+                    saved | {"text_baseline.links_value": -saved["text_baseline.links_value"]}):  # not probabilities
+        with pytest.raises(RunDirError, match="saved likelihood text baseline has missing or invalid tensors"):
             read("likelihood", damaged)
-    with pytest.raises(RunDirError, match="prototype scores 2 concepts, the run has 3 candidates"):
+    with pytest.raises(RunDirError, match="text baseline scores 2 concepts, the run has 3 candidates"):
         read("likelihood", saved, candidates=("D1", "D2", "D3"))

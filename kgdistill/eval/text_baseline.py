@@ -1,7 +1,7 @@
-"""The training-free baseline: compare the input with each concept's linked findings in the graph.
+"""The training-free text baseline: compare a note with each concept's linked findings in the graph.
 
-For text there are three ways (``eval.prototype``, one :class:`TextPrototype` each, in ``PROTOTYPES``).
-``mean``: a note (mean of its sentence embeddings) against each concept's prototype, the frequency-weighted
+For text there are three ways (``eval.text_baseline``, one :class:`TextBaseline` each, in ``TEXT_BASELINES``).
+``mean``: a note (mean of its sentence embeddings) against each concept's mean text vector, the frequency-weighted
 mean of the name embeddings of the concepts it links to (a disease's phenotypes), or its own name when it
 links to nothing.  ``set_match``: each sentence is matched with its closest linked finding and each finding
 with its closest sentence, so the words every sentence shares ("the patient presents with") no longer dilute
@@ -9,8 +9,8 @@ the comparison.  ``likelihood``: each sentence is read as a distribution over th
 concept scores the mean log-probability that it produced the note's sentences (a naive Bayes over its links,
 as phenotype-driven diagnosis tools rank diseases), so a finding the concept does not explain costs it.
 None needs labels, so each ranks unseen concepts as well as seen ones.
-For other modalities there is no shared text space; the baseline is the nearest centroid of the few labelled
-student samples, which cannot rank unseen concepts.
+For other modalities there is no shared text space; the baseline row is then the nearest centroid of the few
+labelled student samples (:func:`centroid_scores`), which cannot rank unseen concepts.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from ..graph.kg import KnowledgeGraph
 from ..registry import Registry
 
 
-class TextPrototype:
+class TextBaseline:
     """Scores notes against every candidate from the graph alone; saved with a run so prediction scores as
     evaluation did."""
 
@@ -37,11 +37,11 @@ class TextPrototype:
 
     @classmethod
     def from_graph(cls, kg: KnowledgeGraph, candidate_nodes: np.ndarray, name_emb: torch.Tensor,
-                   **params: Any) -> "TextPrototype":
+                   **params: Any) -> "TextBaseline":
         raise NotImplementedError
 
     @classmethod
-    def from_tensors(cls, t: dict[str, torch.Tensor]) -> "TextPrototype":
+    def from_tensors(cls, t: dict[str, torch.Tensor]) -> "TextBaseline":
         raise NotImplementedError
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -49,14 +49,14 @@ class TextPrototype:
 
     @classmethod
     def check_params(cls, **params: float) -> None:
-        """ConfigError naming the first of ``params`` (``eval.prototype_params``) that :meth:`from_graph`
+        """ConfigError naming the first of ``params`` (``eval.text_baseline``'s own keys) that :meth:`from_graph`
         does not accept or whose value is out of range."""
         accepted = [p for p in inspect.signature(cls.from_graph).parameters
                     if p not in ("kg", "candidate_nodes", "name_emb", "params")]
         name = getattr(cls, "registry_name", cls.__name__)
         for key, value in params.items():
             if key not in accepted:
-                raise ConfigError(f"{key}: not a setting of prototype {name!r} "
+                raise ConfigError(f"{key}: not a setting of text baseline {name!r} "
                                   f"(accepted: {', '.join(accepted) or 'none'})")
             if not math.isfinite(value):
                 raise ConfigError(f"{key}: {value}; expected a finite number")
@@ -67,7 +67,7 @@ class TextPrototype:
         raise NotImplementedError
 
 
-PROTOTYPES: Registry[type[TextPrototype]] = Registry("prototype")
+TEXT_BASELINES: Registry[type[TextBaseline]] = Registry("text baseline")
 
 
 def _links(kg: KnowledgeGraph, candidate_nodes: np.ndarray) -> list[tuple[int, int, float]]:
@@ -84,7 +84,7 @@ def _batch_size(per_sample: int, max_elements: int) -> int:
     return max(1, max_elements // max(1, per_sample))
 
 
-def concept_text_prototypes(kg: KnowledgeGraph, candidate_nodes: np.ndarray, name_emb: torch.Tensor) -> torch.Tensor:
+def concept_text_means(kg: KnowledgeGraph, candidate_nodes: np.ndarray, name_emb: torch.Tensor) -> torch.Tensor:
     k = len(candidate_nodes)
     pos = {int(n): i for i, n in enumerate(candidate_nodes)}
     acc = torch.zeros(k, name_emb.shape[1])
@@ -106,8 +106,8 @@ def mean_item_embedding(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return nn.functional.normalize(v, dim=-1)
 
 
-@PROTOTYPES.register("mean")
-class MeanPrototype(TextPrototype):
+@TEXT_BASELINES.register("mean")
+class MeanTextBaseline(TextBaseline):
     """The note's mean sentence embedding against each concept's mean linked-finding embedding."""
 
     def __init__(self, concepts: torch.Tensor):
@@ -115,11 +115,11 @@ class MeanPrototype(TextPrototype):
         self.num_concepts, self.dim = self.concepts.shape
 
     @classmethod
-    def from_graph(cls, kg, candidate_nodes, name_emb) -> "MeanPrototype":
-        return cls(concept_text_prototypes(kg, candidate_nodes, name_emb))
+    def from_graph(cls, kg, candidate_nodes, name_emb) -> "MeanTextBaseline":
+        return cls(concept_text_means(kg, candidate_nodes, name_emb))
 
     @classmethod
-    def from_tensors(cls, t) -> "MeanPrototype":
+    def from_tensors(cls, t) -> "MeanTextBaseline":
         return cls(t["concepts"])
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -129,8 +129,8 @@ class MeanPrototype(TextPrototype):
         return mean_item_embedding(x.to(table.device), table) @ self.concepts.to(table.device).T
 
 
-@PROTOTYPES.register("set_match")
-class ConceptLinks(TextPrototype):
+@TEXT_BASELINES.register("set_match")
+class ConceptLinks(TextBaseline):
     """Each candidate's linked findings as unit vectors in the text space, flattened: ``emb`` [L, E],
     ``concept`` [L] (which candidate), ``weight`` [L] (annotation frequency).  Links of weight <= 0 carry no
     evidence and are left out; a candidate left with no link links to its own name."""
@@ -186,8 +186,8 @@ class ConceptLinks(TextPrototype):
         return out
 
 
-@PROTOTYPES.register("likelihood")
-class LinkLikelihood(TextPrototype):
+@TEXT_BASELINES.register("likelihood")
+class LinkLikelihood(TextBaseline):
     """A naive Bayes over the graph's links.  Each sentence names one finding: ``softmax(cos / temperature)``
     over the vocabulary ``emb`` [T, E] (every node that is not a candidate, so a sentence about a finding no
     candidate links to finds its own term rather than a wrong one, plus any candidate that is a link target,
@@ -271,9 +271,9 @@ class LinkLikelihood(TextPrototype):
         return out
 
 
-def build_text_prototype(name: str, kg: KnowledgeGraph, candidate_nodes: np.ndarray, name_emb: torch.Tensor,
-                         **params: Any) -> TextPrototype:
-    return PROTOTYPES.get(name).from_graph(kg, candidate_nodes, name_emb, **params)
+def build_text_baseline(name: str, kg: KnowledgeGraph, candidate_nodes: np.ndarray, name_emb: torch.Tensor,
+                         **params: Any) -> TextBaseline:
+    return TEXT_BASELINES.get(name).from_graph(kg, candidate_nodes, name_emb, **params)
 
 
 def centroid_scores(x_train: torch.Tensor, y_train: torch.Tensor, x_eval: torch.Tensor, num_concepts: int) -> torch.Tensor:

@@ -1,0 +1,81 @@
+"""A trained model's results on the test split, and everything a complete run holds beside its training:
+metrics, the model's checkpoints, alignments, plots and report; the run is marked complete last."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .eval.evaluate import method_metrics
+from .fileio import write_json_atomic
+from .model import TEACHER, DistilledModel
+from .run_dir import RunDir
+from .store.run_alignments import AlignmentInputs, write_alignments
+from .task import Task
+
+KG_GUIDED = "kg_guided"        # the method the alignments, plots and report follow
+TEXT_BASELINE = "text_baseline"          # the baseline row of a text student: training-free, reads the graph
+NEAREST_CENTROID = "nearest_centroid"    # the baseline row otherwise: labelled samples' centroids, seen only
+
+
+def baseline_row(task: Task) -> str:
+    return TEXT_BASELINE if task.text_baseline is not None else NEAREST_CENTROID
+
+
+def evaluate(cfg: RunConfig, task: Task, model: DistilledModel, device: torch.device
+             ) -> tuple[dict[str, dict], dict[str, torch.Tensor]]:
+    """Each method's metrics on the test samples, and its final scores [n, K] (the baseline row first)."""
+    te = task.idx("test")
+    raw = model.task_scores(task, te, device)
+    baseline = task.baseline_scores(te)
+    final = {baseline_row(task): baseline} | model.final_scores(raw, baseline)
+    methods = method_metrics(final, raw, model.calibrations, torch.as_tensor(task.y[te]), torch.as_tensor(task.seen),
+                             task.concept_sim, tuple(cfg.eval.top_k), seen_only=(NEAREST_CENTROID,))
+    return methods, final
+
+
+def test_embeddings(task: Task, model: DistilledModel, method: str, device: torch.device
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised teacher and ``method`` student embeddings of the test samples."""
+    te = torch.as_tensor(task.idx("test"))
+    z_t = model.teacher_embeddings(task.teacher.x[te], device).cpu()
+    z_s = model.student_embeddings(method, task.student.x[te], device).cpu()
+    return torch.nn.functional.normalize(z_t, dim=-1), torch.nn.functional.normalize(z_s, dim=-1)
+
+
+def finish_run(cfg: RunConfig, rd: RunDir, task: Task, model: DistilledModel, device: torch.device,
+               training: dict, t0: float, log, *, weights: bool = True, **extra) -> None:
+    """Evaluate the test set and write everything a complete run holds (``weights``: the model's too); mark it
+    complete."""
+    methods, final = evaluate(cfg, task, model, device)
+    metrics = {
+        "run_id": rd.info["run_id"], "dataset": task.ds.name, "num_candidates": task.num_candidates,
+        "num_seen": int(task.seen.sum()), "num_unseen": int((~task.seen).sum()),
+        "num_test": int(len(task.idx("test"))), "chance_top1": 1.0 / task.num_candidates,
+        "chance_top10": min(10, task.num_candidates) / task.num_candidates,
+        "methods": methods, "training": training, **extra,
+        "device": str(device), "seconds": round(time.perf_counter() - t0, 1),
+    }
+    model.save(rd.path, weights=weights)
+    z_t, z_s = test_embeddings(task, model, KG_GUIDED, device)  # once, for both uses
+    write_alignments(rd.alignments, alignment_inputs(task, model, final, z_t, z_s), cfg.eval.export_top_k)
+    write_json_atomic(rd.path / "metrics.json", metrics)
+    from .eval.report import write_plots, write_report
+
+    if cfg.eval.plots:
+        write_plots(rd, model.concepts, task.seen, z_t, z_s, KG_GUIDED)
+    write_report(rd, metrics)
+    rd.mark_complete()
+    log(f"[kgdistill] complete in {time.perf_counter() - t0:.1f}s: {rd.path / 'report.md'}")
+
+
+def alignment_inputs(task: Task, model: DistilledModel, final: dict[str, torch.Tensor], z_t: torch.Tensor,
+                     z_s: torch.Tensor) -> AlignmentInputs:
+    te = task.idx("test")
+    nodes = [int(n) for n in task.cand_nodes]
+    return AlignmentInputs(
+        candidates=task.candidates, names=[task.kg.names[n] for n in nodes], types=[task.kg.types[n] for n in nodes],
+        seen=np.asarray(task.seen), sample_ids=[task.ds.sample_ids[s] for s in te], y=task.y[te],
+        concepts=model.concepts, scores={"teacher": final[TEACHER], "student": final[KG_GUIDED]}, z_t=z_t, z_s=z_s)
