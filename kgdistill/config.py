@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -182,7 +183,7 @@ class GNNConfig(Part):
         from .gnn import GNNS
 
         try:
-            GNNS.check_params(self.name, self.params, supplied=GNN_SUPPLIED)
+            GNNS.check_params(self.name, self.params, supplied=GNN_SUPPLIED, also=tuple(type(self).model_fields))
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return self
@@ -337,6 +338,9 @@ class RunConfig(Strict):
 
 
 # --------------------------------------------------------------------- loading
+_SUBKEY = re.compile(r"^([A-Za-z_]\w*): (.*)$", re.S)
+
+
 def _format_error(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     kind = err["type"]
@@ -345,6 +349,9 @@ def _format_error(err: dict[str, Any]) -> str:
     if kind == "missing":
         return f"{loc}: required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
+    sub = _SUBKEY.match(msg)
+    if kind == "value_error" and sub and isinstance(err.get("input"), dict) and sub.group(1) in err["input"]:
+        return f"{loc}.{sub.group(1)}: {sub.group(2)}"  # a part's validator naming one of its own keys
     got = err.get("input")
     if kind not in ("value_error",) and not isinstance(got, (dict, list)):
         msg += f" (got {got!r})"

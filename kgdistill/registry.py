@@ -50,10 +50,9 @@ class Registry(Generic[T]):
         except TypeError as exc:
             raise ConfigError(f"{self.kind} {name!r}: {exc}") from None
 
-    def check_params(self, name: str, params: Mapping[str, Any], supplied: tuple[str, ...] = ()) -> None:
-        """ConfigError naming the first of ``params`` (a config part's own keys) that the part's constructor does
-        not take; ``supplied``: the arguments the caller fills in itself (input sizes), which a config may not set.
-        A constructor that takes ``**kwargs`` is checked against its class's parents as well."""
+    def accepted(self, name: str, supplied: tuple[str, ...] = ()) -> set[str]:
+        """The keyword arguments the part's constructor takes, less ``supplied`` (what the caller fills in itself,
+        e.g. input sizes).  A constructor that takes ``**kwargs`` passes them on: its class's parents count too."""
         factory = self.get(name)
         accepted: set[str] = set()
         for cls in (factory.__mro__ if inspect.isclass(factory) else (factory,)):
@@ -64,11 +63,17 @@ class Registry(Generic[T]):
             accepted |= {p.name for p in sig.parameters.values() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
             if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
                 break
-        accepted -= {"self", *supplied}
+        return accepted - {"self", *supplied}
+
+    def check_params(self, name: str, params: Mapping[str, Any], supplied: tuple[str, ...] = (),
+                     also: tuple[str, ...] = ()) -> None:
+        """ConfigError naming the first of ``params`` (a config part's own keys) that the part does not take;
+        ``also``: keys the surrounding config section reads itself (listed as accepted too)."""
+        accepted = self.accepted(name, supplied)
         for key in params:
             if key not in accepted:
-                raise ConfigError(f"{key}: not a setting of {self.kind} {name!r} "
-                                  f"(accepted: {', '.join(sorted(accepted)) or 'none'})")
+                raise ConfigError(f"{key}: unknown key; {self.kind} {name!r} takes: "
+                                  f"{', '.join(sorted(accepted | set(also))) or 'none'}")
 
     def __contains__(self, name: object) -> bool:
         return str(name).lower() in self._items

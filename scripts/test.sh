@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || scripts/setup.sh
 export CI=${CI:-}
 # the import layers of pyproject.toml ([tool.importlinter]): a lower layer importing a higher one fails here
-.venv/bin/lint-imports --no-cache
+layers=$(.venv/bin/lint-imports --no-cache 2>&1) || { echo "$layers"; exit 1; }
+echo "import layers: kept (lint-imports)"
 if [ -x scripts/neo4j.sh ]; then
   trap 'scripts/neo4j.sh stop >/dev/null 2>&1 || true' EXIT
   scripts/neo4j.sh start

@@ -113,11 +113,11 @@ def test_likelihood_batches_padding_and_round_trip():
 
 
 @pytest.mark.parametrize("params, needle", [
-    ({"temprature": 0.1}, "eval.text_baseline: temprature: not a setting of text baseline 'likelihood' (accepted: "
-                          "temperature, floor, parent_share)"),
-    ({"floor": 0.0}, "eval.text_baseline: floor: 0.0; expected a number > 0"),
-    ({"parent_share": 1.5}, "eval.text_baseline: parent_share: 1.5; expected a number in [0, 1]"),
-    ({"floor": "true"}, "eval.text_baseline: floor: True; expected a number"),
+    ({"temprature": 0.1}, "eval.text_baseline.temprature: unknown key; text baseline 'likelihood' takes: "
+                          "temperature, floor, parent_share"),
+    ({"floor": 0.0}, "eval.text_baseline.floor: 0.0; expected a number > 0"),
+    ({"parent_share": 1.5}, "eval.text_baseline.parent_share: 1.5; expected a number in [0, 1]"),
+    ({"floor": "true"}, "eval.text_baseline.floor: True; expected a number"),
 ])
 def test_bad_baseline_settings_fail_at_config_load(params, needle):
     from kgdistill.config import load_config, packaged_config
@@ -134,9 +134,25 @@ def test_an_unknown_baseline_fails_at_config_load_naming_the_registered_ones():
     with pytest.raises(ConfigError, match=r"eval\.text_baseline: unknown text baseline 'bayes'; expected one of: "
                                           r"likelihood, mean, set_match"):
         load_config(packaged_config("quick"), ["eval.text_baseline=bayes"])
-    with pytest.raises(ConfigError, match=r"eval\.text_baseline: floor: not a setting of text baseline 'set_match' "
-                                          r"\(accepted: none\)"):
+    with pytest.raises(ConfigError, match=r"eval\.text_baseline\.floor: unknown key; text baseline 'set_match' "
+                                          r"takes: none"):
         load_config(packaged_config("quick"), ["eval.text_baseline=set_match", "eval.text_baseline.floor=0.1"])
+
+
+def test_a_gnn_key_of_another_gnn_fails_at_load_naming_it():
+    """Each GNN's own keys are checked against it: ``heads`` is GAT's (every GNN's config carried it before, so on
+    another GNN it is dropped with a warning); a typo names the keys ``gnn:`` takes."""
+    from kgdistill.config import load_config, packaged_config
+
+    assert load_config(packaged_config("quick"), ["gnn.name=gat", "gnn.heads=4"]).gnn.build_params()["heads"] == 4
+    with pytest.warns(FutureWarning, match=r"gnn.heads dropped \(only gat reads it\)"):
+        assert "heads" not in load_config(packaged_config("quick"), ["gnn.heads=4"]).gnn.build_params()
+    with pytest.raises(ConfigError, match=r"gnn\.hiden: unknown key; gnn 'gcn' takes: dropout, eval_chunk, hidden, "
+                                          r"input_dim, layers, name, num_neighbors, self_feature_dropout"):
+        load_config(packaged_config("quick"), ["gnn.hiden=4"])
+    with pytest.raises(ConfigError, match=r"gnn\.negative_slope: unknown key; gnn 'gat' takes: dropout, eval_chunk, "
+                                          r"heads, hidden, "):
+        load_config(packaged_config("quick"), ["gnn.name=gat", "gnn.negative_slope=0.1"])
 
 
 def test_old_baseline_keys_still_work_with_a_warning():

@@ -56,8 +56,7 @@ class TextBaseline:
         name = getattr(cls, "registry_name", cls.__name__)
         for key, value in params.items():
             if key not in accepted:
-                raise ConfigError(f"{key}: not a setting of text baseline {name!r} "
-                                  f"(accepted: {', '.join(accepted) or 'none'})")
+                raise ConfigError(f"{key}: unknown key; text baseline {name!r} takes: {', '.join(accepted) or 'none'}")
             if not math.isfinite(value):
                 raise ConfigError(f"{key}: {value}; expected a finite number")
 
