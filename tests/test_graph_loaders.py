@@ -552,3 +552,79 @@ def test_fuzz_csv_nodes_file(fuzz_dir):
             pass
 
     check()
+
+
+# ----------------------------------------------------------------------------- Turtle: the grammar, strictly
+TURTLE_DATA = Path(__file__).resolve().parent / "data" / "turtle"
+INVALID_TURTLE = sorted((TURTLE_DATA / "invalid").glob("*.ttl"))
+# files of the corpus that rdflib alone loads without a word: what the grammar check is there for
+RDFLIB_ALONE_ACCEPTS = {"blank-node-label-dash", "blank-node-predicate", "boolean-subject", "collection-predicate",
+                        "iri-bad-escape", "iri-curly-brace", "iri-escaped-space", "iri-less-than", "iri-space",
+                        "literal-predicate", "literal-subject", "local-name-dash", "missing-predicate", "n3-path"}
+
+
+@pytest.mark.parametrize("path", INVALID_TURTLE, ids=[p.stem for p in INVALID_TURTLE])
+def test_turtle_the_grammar_forbids_is_refused_with_its_line(path):
+    """Each file says on its first line where the W3C Turtle grammar is broken and why."""
+    line = int(re.match(r"# error on line (\d+): ", path.read_text(encoding="utf-8")).group(1))
+    with pytest.raises(GraphFormatError) as exc:
+        load_graph(path)
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}:{line}: Turtle syntax error: ") and "\n" not in msg, msg
+
+
+def test_the_invalid_corpus_is_what_rdflib_alone_lets_through():
+    assert len(INVALID_TURTLE) >= 20
+    accepted = set()
+    for path in INVALID_TURTLE:
+        try:
+            rdflib.Graph().parse(path, format="turtle")
+        except Exception:  # noqa: BLE001  rdflib raises many types
+            continue
+        accepted.add(path.stem)
+    assert accepted == RDFLIB_ALONE_ACCEPTS
+
+
+def test_valid_but_tricky_turtle_still_loads():
+    g = load_graph(TURTLE_DATA / "valid" / "tricky.ttl")
+    base = "http://example.org/base/"
+    assert edge_set(g) == {
+        ("ex:a.b", "ex:c-d", "is_a"), ("ex:c-d", "ex:1st", "is_a"), ("ex:1st", "ex:x-y", "broader"),
+        ("ex:1st", "ex:a%20b", "broader"), ("ex:x-y", "http://example.org/a:b", "broader"),
+        ("http://example.org/a:b", ":root", "broader"), (f"{base}rel", f"{base}#frag", "broader"),
+        ("ex:café", ":root", "broader"), ("ex:été", ":root", "broader"), ("ex:d", "ex:a.b", "ex:partOf"),
+    }
+    assert g.names[g.index["ex:a.b"]] == "a dot" and g.types[g.index["ex:d"]] == "Thing"
+    assert g.names[g.index["ex:d"]] == "single"  # of two labels, the first in order ("two lines" is the other)
+
+
+ILL_TYPED = ('@prefix ex: <http://e.org/> .\n@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .\n'
+             '@prefix skos: <http://www.w3.org/2004/02/skos/core#> .\n'
+             'ex:a skos:broader ex:b .\n'
+             'ex:a ex:count "abc"^^xsd:integer ; ex:when "2020-13-45"^^xsd:date .\n'
+             'ex:b ex:count "12"^^xsd:integer .\n')
+
+
+def test_literals_that_do_not_fit_their_datatype_are_one_warning_line_not_a_traceback(cli, tmp_path):
+    path = write(tmp_path, "typed.ttl", ILL_TYPED)
+    res = cli("graph", "inspect", str(path))
+    assert res.returncode == 0, res.stderr
+    assert "nodes: 2   edges: 1" in res.stdout
+    assert res.stderr.splitlines() == [f'{path}:5: warning: 2 literals whose text does not fit the datatype, kept as '
+                                       'text (first: "abc"^^xsd:integer)'], res.stderr
+
+
+def test_other_rdflib_log_records_become_one_line_each(tmp_path, caplog):
+    """Whatever rdflib logs while parsing reaches the user as one line naming the file, never a traceback."""
+    from kgdistill.graph import rdf_checks
+
+    g = rdflib.Graph()
+    with caplog.at_level(logging.WARNING):
+        with rdf_checks.library_messages("f.ttl", "", g):
+            for _ in range(2):
+                try:
+                    raise ValueError("deep inside")
+                except ValueError:
+                    logging.getLogger("rdflib.plugins.parsers").warning("odd thing\nsecond line", exc_info=True)
+    assert [r.getMessage() for r in caplog.records] == ["f.ttl: warning from rdflib: odd thing (2 times)"]
+    assert all(r.exc_info is None for r in caplog.records)

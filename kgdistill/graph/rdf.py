@@ -22,6 +22,7 @@ from rdflib.plugins.parsers.ntriples import NTGraphSink, W3CNTriplesParser
 from ..errors import GraphFormatError
 from .kg import GraphBuilder, KnowledgeGraph
 from .loader import GRAPH_LOADERS, read_text
+from .rdf_checks import check_grammar, library_messages
 
 IAO_DEFINITION = URIRef("http://purl.obolibrary.org/obo/IAO_0000115")
 _OBO_PURL = re.compile(r"^http://purl\.obolibrary\.org/obo/([A-Za-z][A-Za-z0-9]*)_([A-Za-z0-9_]+)$")
@@ -59,11 +60,13 @@ def _parse(path: Path, rdf_format: str) -> Graph:
     source = str(path)
     if rdf_format == "xml":
         _check_entity_expansion(text, source)
+    check_grammar(text, rdf_format, source, base_iri=path.resolve().as_uri())
     try:
-        if rdf_format == "nt":
-            _parse_ntriples(g, text, source)
-        else:
-            g.parse(data=text, format=rdf_format, publicID=path.resolve().as_uri())
+        with library_messages(source, text, g):
+            if rdf_format == "nt":
+                _parse_ntriples(g, text, source)
+            else:
+                g.parse(data=text, format=rdf_format, publicID=path.resolve().as_uri())
     except GraphFormatError:
         raise
     except BadSyntax as exc:
