@@ -135,6 +135,9 @@ class GraphConfig(Strict):
     neo4j: Neo4jGraphConfig = Neo4jGraphConfig()
     restrict_to_candidates: bool = True
     text_max_chars: int = Field(300, ge=16)
+    # RDF/OWL properties read as relations although not declared object properties (IRI or CURIE, as
+    # `kgdistill graph inspect` lists them under 'not relations'), e.g. [IAO:0100001]
+    extra_relations: list[str] = []
 
 
 class TextConfig(Strict):
