@@ -485,7 +485,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         culprit = _blame_override(file_tree, overrides, problem) if problem and overrides else None
         if culprit is None:
             raise
-        raise ConfigError(str(exc).removeprefix(f"{path}: "), source=f"--set {culprit}") from None
+        shown = culprit if culprit.isprintable() else repr(culprit)  # one line, even for 'name=\n'
+        raise ConfigError(str(exc).removeprefix(f"{path}: "), source=f"--set {shown}") from None
 
 
 def packaged_config(name: str) -> Path:
