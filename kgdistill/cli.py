@@ -133,11 +133,14 @@ def predict(run_dir: Path = typer.Argument(...),
 
 @graph_app.command("inspect")
 def graph_inspect(path: Path = typer.Argument(..., help="Graph file or folder (OBO, Turtle, RDF/XML, N-Triples, GraphML, CSV)."),
-                  format: str = typer.Option("auto", "--format"), as_json: bool = typer.Option(False, "--json")):
-    """Node, edge and relation counts, roots, cycles, dangling ids."""
+                  format: str = typer.Option("auto", "--format"), as_json: bool = typer.Option(False, "--json"),
+                  relation: List[str] = typer.Option([], "--relation", help="An RDF/OWL property to read as a "
+                                                     "relation although it is not a declared object property "
+                                                     "(IRI or CURIE as shown; repeatable).")):
+    """Node, edge and relation counts, which predicates were not taken as relations, roots, cycles, dangling ids."""
     from .graph import format_inspection, inspect_graph, load_graph
 
-    info = inspect_graph(load_graph(path, format=format))
+    info = inspect_graph(load_graph(path, format=format, **({"extra_relations": relation} if relation else {})))
     print(json.dumps(info, indent=2, default=str) if as_json else format_inspection(info))
 
 

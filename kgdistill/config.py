@@ -6,9 +6,11 @@ applied to the YAML tree before validation, so they are checked the same way.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
+import os
 import re
 import warnings
 from pathlib import Path
@@ -141,6 +143,9 @@ class GraphConfig(Strict):
     neo4j: Neo4jGraphConfig = Neo4jGraphConfig()
     restrict_to_candidates: bool = True
     text_max_chars: int = Field(300, ge=16)
+    # RDF/OWL properties read as relations although not declared object properties (IRI or CURIE, as
+    # `kgdistill graph inspect` lists them under 'not relations'), e.g. [IAO:0100001]
+    extra_relations: list[str] = []
 
 
 class TextConfig(Strict):
@@ -427,7 +432,31 @@ def validate_config(tree: dict[str, Any], source: str = "config", *, warn_legacy
     except ValidationError as exc:
         errs = exc.errors()
         more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
-        raise ConfigError(_format_error(errs[0]) + more, source=source) from None
+        err = ConfigError(_format_error(errs[0]) + more, source=source)
+        err.problem = _format_error(errs[0])  # what load_config traces back to a --set argument
+        raise err from None
+
+
+def _problems(tree: dict[str, Any]) -> set[str]:
+    tree = copy.deepcopy(tree)
+    migrate_legacy_keys(tree)
+    try:
+        RunConfig.model_validate(tree)
+    except ValidationError as exc:
+        return {_format_error(e) for e in exc.errors()}
+    return set()
+
+
+def _blame_override(file_tree: dict[str, Any], overrides: list[str], problem: str) -> str | None:
+    """The ``--set`` argument after which ``problem`` first appears (None: the file has it by itself)."""
+    tree = copy.deepcopy(file_tree)
+    if problem in _problems(tree):
+        return None
+    for item in overrides:
+        tree = apply_overrides(tree, [item])
+        if problem in _problems(tree):
+            return item
+    return None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -480,12 +509,25 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _data_path_from_file(tree: dict[str, Any], path: Path) -> None:
+    """A relative ``data.path`` written in a config file is read from that file's folder, as ``base:`` is (one
+    given with ``--set`` stays relative to the working directory).  The packaged configs' example paths
+    (``runs/data/mfeat``) stay relative to the working directory: the package folder holds no data."""
+    data = tree.get("data")
+    value = data.get("path") if isinstance(data, dict) else None
+    if (not isinstance(value, str) or not value.strip() or "://" in value or value.startswith("~")
+            or Path(value).is_absolute() or path.resolve().parent == packaged_config("default").parent.resolve()):
+        return
+    tree["data"] = {**data, "path": os.path.normpath(path.parent / value)}
+
+
 def read_config_tree(path: str | Path, _depth: int = 0) -> dict[str, Any]:
     """A YAML file, merged over the file its ``base:`` key names (relative to it)."""
     path = Path(path)
     tree = read_yaml(path)
     if not isinstance(tree, dict):
         raise ConfigError("expected a mapping of keys at the top level", source=str(path))
+    _data_path_from_file(tree, path)
     base = tree.pop("base", None)
     if base is None:
         return tree
@@ -502,10 +544,21 @@ def read_config_tree(path: str | Path, _depth: int = 0) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """The file (merged over its ``base:``), then ``--set`` overrides, validated."""
+    """The file (merged over its ``base:``), then ``--set`` overrides, validated; a problem that an override
+    brought in is reported against that ``--set`` argument, not the file."""
     path = Path(path) if path else default_config_path()
-    tree = apply_overrides(read_config_tree(path), list(overrides or []))
-    return validate_config(tree, source=str(path))
+    overrides = list(overrides or [])
+    file_tree = read_config_tree(path)
+    tree = apply_overrides(copy.deepcopy(file_tree) if overrides else file_tree, overrides)
+    try:
+        return validate_config(tree, source=str(path))
+    except ConfigError as exc:
+        problem = getattr(exc, "problem", None)
+        culprit = _blame_override(file_tree, overrides, problem) if problem and overrides else None
+        if culprit is None:
+            raise
+        shown = culprit if culprit.isprintable() else repr(culprit)  # one line, even for 'name=\n'
+        raise ConfigError(str(exc).removeprefix(f"{path}: "), source=f"--set {shown}") from None
 
 
 def packaged_config(name: str) -> Path:

@@ -87,7 +87,8 @@ def load_task_graph(cfg: RunConfig, ds: PairedDataset) -> KnowledgeGraph:
     gpath = Path(cfg.graph.path).expanduser() if cfg.graph.path else ds.graph_path
     if gpath is None:
         raise DataError("no graph: set graph.path in the config or 'graph' in dataset.yaml", source=str(ds.root))
-    return load_graph(gpath, format=cfg.graph.format)
+    extra = {"extra_relations": cfg.graph.extra_relations} if cfg.graph.extra_relations else {}
+    return load_graph(gpath, format=cfg.graph.format, **extra)
 
 
 def build_task(cfg: RunConfig, workdir: Path, device: torch.device, progress: bool = False) -> Task:

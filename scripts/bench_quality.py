@@ -2,7 +2,7 @@
 """Quality benchmark (issue 4): every distillation method on the same encoders, data and budget.
 
     .venv/bin/python scripts/bench_quality.py [--quick] [--tasks mfeat motions hpo_quick hpo]
-        [--seeds 0 1 2 3 4] [--runs runs/bench-quality] [--results docs/img] [--threads 1]
+        [--seeds 0 1 2 3 4] [--runs runs/bench-quality] [--results DIR | --publish] [--threads 1]
 
 Per (task, seed): one pipeline run trains the teacher once and then every student method of
 kgdistill/configs/bench_methods.yaml; a second run gives the student every training label (the
@@ -11,6 +11,10 @@ checkpoints are re-scored without calibration, so every method's uncalibrated fi
 the calibrated ones.  Writes RESULTS/quality.json (every figure of every seed, summaries and the
 targets checked) and RESULTS/quality_<task>.png; RUNS keeps the run directories (a complete run
 with the same configuration is reused).  ``--quick``: a reduced version (few epochs, one seed).
+
+RESULTS is RUNS/results unless ``--publish`` (docs/img, the published page) or ``--results`` says otherwise:
+the published figures change only when a benchmark is run on purpose to replace them, never with a smoke run
+(``--quick`` cannot write there; its runs go to runs/bench-quality-quick).
 """
 from __future__ import annotations
 
@@ -428,20 +432,42 @@ def save(path: Path, name: str, res: dict) -> None:
     path.with_suffix(".md").write_text("\n".join(md))
 
 
+PUBLISHED = Path(__file__).resolve().parents[1] / "docs" / "img"
+
+
+def results_folder(results: Path | None, runs: Path, *, publish: bool, quick: bool) -> Path:
+    """Where quality.json and the plots go: RUNS/results by default, the published page only on purpose."""
+    if publish and results is not None:
+        raise KGDistillError("give --publish or --results, not both")
+    folder = PUBLISHED if publish else results or runs / "results"
+    if quick and folder.resolve() == PUBLISHED:
+        raise KGDistillError(f"--quick is a smoke run: it does not replace the published results in {PUBLISHED}; "
+                             "leave out --publish / --results (they go to RUNS/results)")
+    return folder
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="reduced version: few epochs, small HPO task, one seed")
     ap.add_argument("--tasks", nargs="+", choices=sorted(TASKS), help=f"default: {' '.join(DEFAULT_TASKS)} "
                     "(--quick: hpo_quick mfeat motions)")
     ap.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 3 4 (--quick: 0)")
-    ap.add_argument("--runs", type=Path, default=Path("runs/bench-quality"), help="run directories")
-    ap.add_argument("--results", type=Path, default=Path("docs/img"), help="quality.json and the plots")
+    ap.add_argument("--runs", type=Path, help="run directories (default: runs/bench-quality; --quick: "
+                    "runs/bench-quality-quick)")
+    ap.add_argument("--results", type=Path, help="quality.json, quality.md and the plots (default: RUNS/results)")
+    ap.add_argument("--publish", action="store_true", help=f"write them to the published page, {PUBLISHED} "
+                    "(not with --quick)")
     ap.add_argument("--threads", type=int, default=1, help="train.num_threads of every run")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="extra key=value for every run")
     ap.add_argument("--rescore", type=Path, nargs="+", metavar="RUN_DIR",
                     help="instead of training: re-read these complete runs of one configuration as task NAME")
     ap.add_argument("--name", default="rescored", help="the task name for --rescore")
     args = ap.parse_args(argv)
+    args.runs = args.runs or Path("runs/bench-quality-quick" if args.quick else "runs/bench-quality")
+    try:
+        args.results = results_folder(args.results, args.runs, publish=args.publish, quick=args.quick)
+    except KGDistillError as exc:
+        sys.exit(f"bench_quality: {exc}")
     tasks = args.tasks or (["hpo_quick", "mfeat", "motions"] if args.quick else list(DEFAULT_TASKS))
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2, 3, 4])
     log = lambda msg: print(msg, flush=True)  # noqa: E731

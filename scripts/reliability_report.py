@@ -128,7 +128,8 @@ def render(records: list[dict], seconds: float) -> str:
         "`graph` may point outside (`graph: ../ontologies/hp.obo`), because one ontology is commonly shared by "
         "several datasets. Names that become file names (the run `name`, student method names) cannot hold "
         "`/`, `\\`, `.` or `..`. Paths in a run configuration (`data.path`, `graph.path`, `base:`, "
-        "`text.*`) are the user's own choice and are taken as written.",
+        "`text.*`) are the user's own choice and are taken as written (a relative `data.path` or `base:` in a "
+        "config file is read from that file's folder).",
         "- **No hang on any input**: every fuzzed example runs under a hard 10 s alarm; XML entity expansion is "
         "bounded; YAML alias bombs and self-referencing aliases in a configuration are refused. For a longer soak, "
         "`KGDISTILL_FUZZ_SCALE=20 .venv/bin/python -m pytest tests/test_fuzz.py` multiplies every example budget.",

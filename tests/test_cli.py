@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,31 @@ def test_bad_data_in_train_is_one_line(cli, tmp_path):
     one_line_error(res, "a.csv:2", "NaN")
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["status"] == "failed"
+
+
+def _commands(group, path=()):
+    """Every leaf command of the CLI with its option names (--help aside)."""
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):  # a group (typer carries its own copy of click: no isinstance)
+            yield from _commands(cmd, (*path, name))
+        else:
+            yield (*path, name), sorted(o for p in cmd.params if p.param_type_name == "option" for o in p.opts
+                                        if o != "--help")
+
+
+def test_the_readme_command_table_lists_every_command_and_flag():
+    """A flag the CLI accepts (--quiet, --device, --method, ...) is in the README row of its command."""
+    import typer
+
+    from kgdistill.cli import app
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = [ln.replace("\\|", "/").split("|")[1] for ln in readme.splitlines() if ln.startswith("| `kgdistill ")]
+    missing, seen = [], 0
+    for path, options in _commands(typer.main.get_command(app)):
+        seen += len(options)
+        mine = [r for r in rows if f"`kgdistill {' '.join(path)}" in r]
+        if not mine:
+            missing.append(" ".join(path))
+        missing += [f"{' '.join(path)} {o}" for o in options if not any(o in r for r in mine)]
+    assert seen > 30 and not missing, f"not in README's command table: {missing}"

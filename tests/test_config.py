@@ -1,6 +1,8 @@
 """Configuration: packaged configs validate, inheritance works, every bad key is named in one line."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kgdistill.config import apply_overrides, load_config, packaged_config
@@ -85,3 +87,49 @@ def test_a_loss_parameter_with_a_bad_value_fails_at_load_naming_the_key():
         load_config(packaged_config("quick"), ["student.methods.kg_guided.losses=[{name: graph_relational, alpha: 7}]"])
     with pytest.raises(ConfigError, match=r"teacher\.losses: loss 'ce': .*unexpected keyword argument 'bogus'"):
         load_config(packaged_config("quick"), ["teacher.losses=[{name: ce, bogus: 1}]"])
+
+
+# ------------------------------------------------------------------ where a problem and a path come from
+@pytest.mark.parametrize("overrides,culprit,needle", [
+    (["seed=1", "gnn.hiden=64"], "gnn.hiden=64", "gnn.hiden: unknown key"),
+    (["student.methods.kd.losses.1.temperature=-1", "seed=2"], "student.methods.kd.losses.1.temperature=-1",
+     "student.methods.kd.losses.1: temperature must be a number > 0, got -1"),
+    (["space.temperature=-0.5"], "space.temperature=-0.5", "space.temperature: Input should be greater than 0 (got -0.5)"),
+])
+def test_a_bad_override_is_reported_against_its_set_argument(tmp_path, overrides, culprit, needle):
+    p = write(tmp_path, BASE)
+    with pytest.raises(ConfigError) as exc:
+        load_config(p, overrides)
+    assert str(exc.value) == f"--set {culprit}: {needle}"
+
+
+def test_a_problem_in_the_file_is_still_the_files_with_overrides_given(tmp_path):
+    p = write(tmp_path, BASE + "gnn:\n  hiden: 3\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p, ["gnn.hidden=4", "seed=3"])
+    assert str(exc.value) == f"{p}: gnn.hiden: unknown key"
+
+
+def test_relative_data_path_is_read_from_the_config_files_folder(tmp_path, monkeypatch):
+    """Like base:, a relative data.path in a file is relative to that file; from --set, to the working folder."""
+    (tmp_path / "cfgs" / "shared").mkdir(parents=True)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    (tmp_path / "cfgs" / "shared" / "paired.yaml").write_text(BASE + "data: {source: paired, path: ../data/ds}\n")
+    own = tmp_path / "cfgs" / "own.yaml"
+    own.write_text("base: shared/paired.yaml\nname: own\n")
+    assert load_config(own).data.path == str(tmp_path / "cfgs" / "data" / "ds")  # from the base file's folder
+    own.write_text("base: shared/paired.yaml\ndata: {path: mine}\n")
+    assert load_config(own).data.path == str(tmp_path / "cfgs" / "mine")
+    assert load_config(own, ["data.path=here"]).data.path == "here"  # --set: the working directory's
+    for kept in ("/abs/ds", "~/ds", "s3://bucket/ds"):
+        own.write_text(f"base: shared/paired.yaml\ndata: {{path: '{kept}'}}\n")
+        assert load_config(own).data.path == kept
+    rel = load_config(Path("..") / "cfgs" / "own.yaml", ["data.path=x"]).with_absolute_paths()
+    assert rel.data.path == str(tmp_path / "work" / "x")
+
+
+def test_packaged_example_data_paths_stay_relative_to_the_working_folder():
+    assert load_config(packaged_config("bench_mfeat")).data.path == "runs/data/mfeat"
+    fault = load_config(Path(__file__).resolve().parents[1] / "configs" / "machine_faults.yaml")
+    assert fault.data.path == str(Path(__file__).resolve().parents[1] / "runs" / "fault-data")

@@ -124,7 +124,7 @@ def test_nan_and_shape_errors(tmp_path):
     arr = np.ones((3, 4), dtype=np.float32)
     arr[1, 2] = np.nan
     np.save(root / "lab.npy", arr)
-    with pytest.raises(DataError, match=r"lab.npy: row 1 has NaN or infinite values"):
+    with pytest.raises(DataError, match=r"lab.npy: sample 2 \(array row 1\) has NaN or infinite values"):
         load_paired(root)
     np.save(root / "lab.npy", np.ones((3, 4, 5, 6), dtype=np.float32))
     with pytest.raises(DataError, match=r"a vector modality needs \[samples, features\]"):
@@ -174,3 +174,73 @@ def test_withheld_links_leave_the_graph_incomplete_but_not_the_patients(hpo_ds, 
     shown = {(ds.labels[i], f) for i in range(len(ds.labels)) for f in ds.modalities["findings"].values[i]}
     assert shown & withheld
     assert not (root / "a" / "withheld_links.tsv").exists()
+
+
+# ------------------------------------------------------------------ errors point to the line a user must edit
+SAMPLES_WITH_GAP = "id\tlabel\tsplit\ns1\tA\ttrain\n\ns2\tB\ttrain\ns3\tA\ttest\n"  # line 3 is blank
+
+
+def test_a_label_missing_from_candidates_is_reported_on_its_samples_line(tmp_path):
+    """Not against candidates.txt: the typo is in samples.tsv, on line 4 (the blank line 3 counts)."""
+    root = _write_dataset(tmp_path / "d", SAMPLES_WITH_GAP.replace("s2\tB", "s2\tBx"), "a.\nb.\nc.\n")
+    (root / "candidates.txt").write_text("A\nB\nC\n", encoding="utf-8")
+    (root / "dataset.yaml").write_text((root / "dataset.yaml").read_text() + "candidates: candidates.txt\n")
+    with pytest.raises(DataError) as exc:
+        load_paired(root)
+    assert str(exc.value) == (f"{root / 'samples.tsv'}:4: label 'Bx' of sample 's2' is not among the candidates of "
+                              "candidates.txt")
+
+
+def test_labels_and_candidates_not_in_the_graph_name_their_file_and_line(tmp_path):
+    root = _write_dataset(tmp_path / "d", SAMPLES_WITH_GAP, "a.\nb.\nc.\n")
+    (root / "candidates.txt").write_text("A\n\nB\nC:typo\nA\n", encoding="utf-8")
+    (root / "dataset.yaml").write_text((root / "dataset.yaml").read_text() + "candidates: candidates.txt\n")
+    ds = load_paired(root)
+    assert ds.candidates == ["A", "B", "C:typo"] and ds.candidate_lines == [1, 3, 4]
+    assert ds.sample_lines == [2, 4, 5]
+    with pytest.raises(DataError) as exc:
+        ds.validate_against({"A": 0, "B": 1})
+    assert str(exc.value) == f"{root / 'candidates.txt'}:4: candidate 'C:typo' is not a concept of the graph"
+    with pytest.raises(DataError) as exc:
+        ds.validate_against({"A": 0, "C:typo": 1})
+    assert str(exc.value) == f"{root / 'samples.tsv'}:4: label 'B' of sample 's2' is not a concept of the graph"
+
+
+def _vector_dataset(tmp_path, csv_text: str, name: str = "pix.csv"):
+    root = _write_dataset(tmp_path / "d", GOOD, "a.\nb.\nc.\n", {"pix": {"kind": "vector", "path": name}})
+    (root / name).write_text(csv_text, encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize("text,line", [("1,2\n3,4\nnan,6\n", 3), ("x,y\n1,2\n3,4\n5,inf\n", 4)])
+def test_csv_modality_messages_use_the_line_an_editor_shows(tmp_path, text, line):
+    """One numbering (the file's line, header included), never a 0-based row beside it."""
+    root = _vector_dataset(tmp_path, text)
+    with pytest.raises(DataError) as exc:
+        load_paired(root)
+    assert str(exc.value) == (f"{root / 'pix.csv'}:{line}: has NaN or infinite values (1 rows in all); "
+                              "expected finite numbers")
+
+
+def test_csv_vector_with_a_header_row_is_read(tmp_path):
+    root = _vector_dataset(tmp_path, '"width","height"\n1,2\n3,4\n5,6\n')
+    assert load_paired(root).modalities["pix"].values.tolist() == [[1, 2], [3, 4], [5, 6]]
+    root = _vector_dataset(tmp_path, "w\th\n1\t2\n3\t4\n5\t6.5\n", name="pix.tsv")
+    assert load_paired(root).modalities["pix"].values.tolist() == [[1, 2], [3, 4], [5, 6.5]]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("w,h\n1,2\n3,x\n5,6\n", r"pix.csv:3: expected numbers separated by ','$"),
+    ("w,h,d\n1,2\n3,4\n5,6\n", r"pix.csv:1: header line has 3 column names but the rows have 2 values"),
+    ("w,h\n", r"pix.csv:1: only a header line"),
+    ("w,2\n1,2\n3,4\n5,6\n", r"pix.csv:1: expected numbers separated by ','; a header line is taken only when "
+                               r"none of its fields is a number"),
+    ("w,h\n1,2\n3,4,5\n", r"pix.csv:3: 3 values, expected 2 like line 2"),
+    ("0,1\n1,2\n3,4\n5,6\n", r"pix.csv: 4 rows, expected 3 \(one per sample in samples.tsv\); is line 1 a header "
+                               r"of column numbers"),
+])
+def test_csv_header_problems_are_named(tmp_path, text, needle):
+    root = _vector_dataset(tmp_path, text)
+    with pytest.raises(DataError) as exc:
+        load_paired(root)
+    assert re.search(needle, str(exc.value)), str(exc.value)

@@ -1,6 +1,7 @@
 """The graph health report: sizes, roots, cycles, dangling ids, isolated and unnamed nodes."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from kgdistill.graph import GraphBuilder, format_inspection, inspect_graph, load_graph
@@ -90,3 +91,18 @@ def test_unnamed_nodes_from_a_bare_edge_list(tmp_path):
     d = inspect_graph(load_graph(write(tmp_path / "e.csv", "source,target\nx,y\ny,z\n")))
     assert d["unnamed"] == 3
     assert "nodes without a name: 3" in format_inspection(d)
+
+
+def test_inspect_shows_which_predicates_were_not_taken_as_relations(cli):
+    owl = Path(__file__).resolve().parent / "data" / "owl" / "disease_release.owl"
+    res = cli("graph", "inspect", str(owl))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[2] == "relations: is_a=4, RO:0004026=1, doid:has_symptom=1, skos:exactMatch=1, RO:0001025=1"
+    assert lines[3] == ("not relations (kept as node attributes): IAO:0100001=1, oboInOwl:inSubset=5, rdfs:seeAlso=1 "
+                        "(read one as a relation: --relation NAME, or graph.extra_relations)")
+    res = cli("graph", "inspect", str(owl), "--relation", "IAO:0100001", "--json")
+    info = json.loads(res.stdout)
+    assert info["relations"]["IAO:0100001"] == 1 and info["not_relations"] == {"oboInOwl:inSubset": 5,
+                                                                               "rdfs:seeAlso": 1}
+    assert "not relations" not in format_inspection(inspect_graph(load_graph(GRAPHS / "machine_faults.ttl")))

@@ -64,7 +64,7 @@ def raises_at(path: Path, line: int | None = None, match: str = ""):
 
 # ----------------------------------------------------------------------------- registry
 def test_every_format_is_registered():
-    assert GRAPH_LOADERS.names() == ["csv", "graphml", "ntriples", "obo", "owl", "rdfxml", "turtle"]
+    assert GRAPH_LOADERS.names() == ["csv", "graphml", "ntriples", "obo", "obographs", "owl", "rdfxml", "turtle"]
 
 
 # ----------------------------------------------------------------------------- HPO
@@ -436,8 +436,8 @@ def test_missing_file(tmp_path):
 
 
 def test_unknown_extension_lists_accepted(tmp_path):
-    path = write(tmp_path, "graph.json", "{}")
-    with raises_at(path, match=r"unknown graph file extension '\.json'.*\.obo, \.ttl"):
+    path = write(tmp_path, "graph.yaml", "{}")
+    with raises_at(path, match=r"unknown graph file extension '\.yaml'.*\.obo, \.ttl.*\.json"):
         load_graph(path)
 
 
@@ -490,6 +490,8 @@ SEEDS = {
     "graphml": ("f.graphml", (GRAPHS / "machine_faults.graphml").read_text(encoding="utf-8")[:2500]
                 + "</graph></graphml>"),
     "csv": ("edges.csv", (GRAPHS / "machine_faults_csv" / "edges.csv").read_text(encoding="utf-8")[:600]),
+    "obographs": ("f.json", (Path(__file__).resolve().parent / "data" / "obo" / "mini_release.json")
+                  .read_text(encoding="utf-8")),
 }
 SYNTAX = st.sampled_from(list('":[]{}!<>@.;,#/\\=_ \n\t\'&?') + ["is_a:", "id:", "\u00e9", "\x00", "nan"])
 
@@ -550,5 +552,198 @@ def test_fuzz_csv_nodes_file(fuzz_dir):
             assert load_graph(folder).num_nodes > 0
         except KGDistillError:
             pass
+
+    check()
+
+
+# ----------------------------------------------------------------------------- Turtle: the grammar, strictly
+TURTLE_DATA = Path(__file__).resolve().parent / "data" / "turtle"
+INVALID_TURTLE = sorted((TURTLE_DATA / "invalid").glob("*.ttl"))
+# files of the corpus that rdflib alone loads without a word: what the grammar check is there for
+RDFLIB_ALONE_ACCEPTS = {"blank-node-label-dash", "blank-node-predicate", "boolean-subject", "collection-predicate",
+                        "iri-bad-escape", "iri-curly-brace", "iri-escaped-space", "iri-less-than", "iri-space",
+                        "literal-predicate", "literal-subject", "local-name-dash", "missing-predicate", "n3-path"}
+
+
+@pytest.mark.parametrize("path", INVALID_TURTLE, ids=[p.stem for p in INVALID_TURTLE])
+def test_turtle_the_grammar_forbids_is_refused_with_its_line(path):
+    """Each file says on its first line where the W3C Turtle grammar is broken and why."""
+    line = int(re.match(r"# error on line (\d+): ", path.read_text(encoding="utf-8")).group(1))
+    with pytest.raises(GraphFormatError) as exc:
+        load_graph(path)
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}:{line}: Turtle syntax error: ") and "\n" not in msg, msg
+
+
+def test_the_invalid_corpus_is_what_rdflib_alone_lets_through():
+    assert len(INVALID_TURTLE) >= 20
+    accepted = set()
+    for path in INVALID_TURTLE:
+        try:
+            rdflib.Graph().parse(path, format="turtle")
+        except Exception:  # noqa: BLE001  rdflib raises many types
+            continue
+        accepted.add(path.stem)
+    assert accepted == RDFLIB_ALONE_ACCEPTS
+
+
+def test_valid_but_tricky_turtle_still_loads():
+    g = load_graph(TURTLE_DATA / "valid" / "tricky.ttl")
+    base = "http://example.org/base/"
+    assert edge_set(g) == {
+        ("ex:a.b", "ex:c-d", "is_a"), ("ex:c-d", "ex:1st", "is_a"), ("ex:1st", "ex:x-y", "broader"),
+        ("ex:1st", "ex:a%20b", "broader"), ("ex:x-y", "http://example.org/a:b", "broader"),
+        ("http://example.org/a:b", ":root", "broader"), (f"{base}rel", f"{base}#frag", "broader"),
+        ("ex:café", ":root", "broader"), ("ex:été", ":root", "broader"), ("ex:d", "ex:a.b", "ex:partOf"),
+    }
+    assert g.names[g.index["ex:a.b"]] == "a dot" and g.types[g.index["ex:d"]] == "Thing"
+    assert g.names[g.index["ex:d"]] == "single"  # of two labels, the first in order ("two lines" is the other)
+
+
+ILL_TYPED = ('@prefix ex: <http://e.org/> .\n@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .\n'
+             '@prefix skos: <http://www.w3.org/2004/02/skos/core#> .\n'
+             'ex:a skos:broader ex:b .\n'
+             'ex:a ex:count "abc"^^xsd:integer ; ex:when "2020-13-45"^^xsd:date .\n'
+             'ex:b ex:count "12"^^xsd:integer .\n')
+
+
+def test_literals_that_do_not_fit_their_datatype_are_one_warning_line_not_a_traceback(cli, tmp_path):
+    path = write(tmp_path, "typed.ttl", ILL_TYPED)
+    res = cli("graph", "inspect", str(path))
+    assert res.returncode == 0, res.stderr
+    assert "nodes: 2   edges: 1" in res.stdout
+    assert res.stderr.splitlines() == [f'{path}:5: warning: 2 literals whose text does not fit the datatype, kept as '
+                                       'text (first: "abc"^^xsd:integer)'], res.stderr
+
+
+def test_other_rdflib_log_records_become_one_line_each(tmp_path, caplog):
+    """Whatever rdflib logs while parsing reaches the user as one line naming the file, never a traceback."""
+    from kgdistill.graph import rdf_checks
+
+    g = rdflib.Graph()
+    with caplog.at_level(logging.WARNING):
+        with rdf_checks.library_messages("f.ttl", "", g):
+            for _ in range(2):
+                try:
+                    raise ValueError("deep inside")
+                except ValueError:
+                    logging.getLogger("rdflib.plugins.parsers").warning("odd thing\nsecond line", exc_info=True)
+    assert [r.getMessage() for r in caplog.records] == ["f.ttl: warning from rdflib: odd thing (2 times)"]
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+# ----------------------------------------------------------------------------- ontologies as they are published
+OWL_RELEASE = Path(__file__).resolve().parent / "data" / "owl" / "disease_release.owl"
+OBO_RELEASE = Path(__file__).resolve().parent / "data" / "obo" / "mini_release"
+
+
+def test_owl_annotation_properties_are_node_attributes_not_edges():
+    """Only subClassOf, existential restrictions, SKOS links and declared / OBO-relation object properties link
+    concepts; oboInOwl:inSubset, IAO:0100001 ('term replaced by') and rdfs:seeAlso stay on the node."""
+    g = load_graph(OWL_RELEASE)
+    assert edge_set(g) == {
+        ("DOID:162", "DOID:4", "is_a"), ("DOID:1612", "DOID:162", "is_a"), ("DOID:3459", "DOID:1612", "is_a"),
+        ("DOID:0050002", "DOID:4", "is_a"),
+        ("DOID:1612", "UBERON:0000310", "RO:0004026"),       # owl:someValuesFrom restriction
+        ("DOID:3459", "UBERON:0001911", "RO:0001025"),       # a Relation Ontology property, used directly
+        ("DOID:1612", "SYMP:0000099", "doid:has_symptom"),   # declared owl:ObjectProperty
+        ("DOID:1612", "NCIT:C4872", "skos:exactMatch"),      # SKOS mapping
+    }
+    assert "DOID:0050001" not in g  # owl:deprecated
+    assert g.attribute_counts == {"IAO:0100001": 1, "oboInOwl:inSubset": 5, "rdfs:seeAlso": 1}
+    assert g.attributes[g.idx("DOID:162")] == {"oboInOwl:inSubset": ["doid:DO_cancer_slim", "doid:NCIthesaurus"]}
+    assert g.attributes[g.idx("DOID:0050002")] == {"IAO:0100001": ["DOID:162"],
+                                                   "rdfs:seeAlso": ["https://en.wikipedia.org/wiki/Benign_tumor"]}
+    assert g.texts[g.idx("DOID:162")] == "A disease of cellular proliferation that is malignant."
+    assert g.synonyms[g.idx("DOID:1612")] == ["mammary cancer"]  # oboInOwl:hasExactSynonym
+
+
+def test_a_property_can_be_opted_in_as_a_relation(tmp_path):
+    g = load_graph(OWL_RELEASE, extra_relations=["IAO:0100001", "http://www.w3.org/2000/01/rdf-schema#seeAlso"])
+    assert ("DOID:0050002", "DOID:162", "IAO:0100001") in edge_set(g)
+    assert ("DOID:0050002", "https://en.wikipedia.org/wiki/Benign_tumor", "rdfs:seeAlso") in edge_set(g)
+    assert g.attribute_counts == {"oboInOwl:inSubset": 5}
+    with pytest.raises(ConfigError, match=r"graph format 'csv': extra relations .* apply to RDF / OWL files only"):
+        load_graph(GRAPHS / "machine_faults_csv", extra_relations=["x"])
+
+
+def test_graph_extra_relations_reaches_the_loader_from_the_config():
+    from kgdistill.config import load_config, packaged_config
+    from kgdistill.task import load_task_graph
+
+    cfg = load_config(packaged_config("quick"), [f"graph.path={OWL_RELEASE}"])
+    assert "IAO:0100001" not in load_task_graph(cfg, None).relations
+    cfg = load_config(packaged_config("quick"), [f"graph.path={OWL_RELEASE}", "graph.extra_relations=[IAO:0100001]"])
+    assert load_task_graph(cfg, None).relation_counts()["IAO:0100001"] == 1
+
+
+def test_obo_graphs_json_reads_to_the_same_graph_as_the_obo_file():
+    obo, js = load_graph(OBO_RELEASE.with_suffix(".obo")), load_graph(OBO_RELEASE.with_suffix(".json"))
+    assert_same_graph(obo, js)
+    assert js.ids == ["MINI:0000001", "MINI:0000002", "MINI:0000003", "MINI:0000005"]  # the obsolete term skipped
+    assert edge_set(js) == {("MINI:0000002", "MINI:0000001", "is_a"), ("MINI:0000002", "MINI:0000005", "part_of"),
+                            ("MINI:0000003", "MINI:0000002", "is_a"), ("MINI:0000005", "MINI:0000001", "is_a"),
+                            ("MINI:0000005", "MINI:0000001", "RO:0002202")}
+    assert js.synonyms == {1: ["cardiac anomaly", "heart defect"], 2: ["ASD"]}
+    assert js.texts[2] == "A hole in the wall between the two upper chambers of the heart."
+
+
+@pytest.mark.parametrize("content, line, needle", [
+    ('{"graphs": [{"nodes": [\n  {"id": "A:1",}\n]}]}', 2, "not valid JSON: Expecting property name"),
+    ('{"nodes": []}', None, "expected an OBO Graphs document: an object with a non-empty 'graphs' list"),
+    ('{"graphs": [{"nodes": [{"id": "A:1", "type": "CLASS"}, {"lbl": "x"}]}]}', None,
+     "graphs[0].nodes[1]: a node needs a non-empty string 'id'"),
+    ('{"graphs": [{"nodes": [{"id": "A:1", "type": "CLASS"}], "edges": [{"sub": "A:1", "obj": "A:2"}]}]}', None,
+     "graphs[0].edges[0]: an edge needs string 'sub', 'pred' and 'obj'"),
+    ('{"graphs": [{"nodes": [{"id": "A:1", "type": "CLASS", "lbl": 7}]}]}', None, "graphs[0].nodes[0].lbl: expected a string"),
+])
+def test_obo_graphs_json_errors_name_the_file_and_place(tmp_path, content, line, needle):
+    path = write(tmp_path, "o.json", content)
+    with raises_at(path, line, re.escape(needle)):
+        load_graph(path)
+
+
+JSON_ANY = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=4),
+                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                            st.sampled_from(["id", "lbl", "type", "meta", "val", "pred", "sub", "obj", "definition",
+                                             "synonyms", "deprecated", "basicPropertyValues", "nodes", "edges"]),
+                            inner, max_size=4), max_leaves=12)
+
+
+def _maybe(value):
+    return st.one_of(st.just(value), JSON_ANY)
+
+
+@st.composite
+def obographs_doc(draw) -> dict:
+    ids = ["A:1", "A:2", "http://purl.obolibrary.org/obo/A_3", "P:1"]
+    nodes = [draw(st.fixed_dictionaries({"id": _maybe(i), "type": _maybe("CLASS" if i != "P:1" else "PROPERTY"),
+                                         "lbl": _maybe("name"),
+                                         "meta": _maybe({"definition": {"val": "text"}, "synonyms": [{"val": "s"}],
+                                                         "deprecated": False})}))
+             for i in draw(st.lists(st.sampled_from(ids), max_size=4))]
+    edges = [draw(st.fixed_dictionaries({"sub": _maybe(s), "pred": _maybe(p), "obj": _maybe(o)}))
+             for s, p, o in draw(st.lists(st.tuples(st.sampled_from(ids), st.sampled_from(["is_a", "P:1"]),
+                                                    st.sampled_from(ids)), max_size=4))]
+    return {"graphs": draw(_maybe([{"nodes": draw(_maybe(nodes)), "edges": draw(_maybe(edges))}]))}
+
+
+def test_fuzz_obographs_structure(fuzz_dir):
+    """Well-formed JSON with any value in any field: a graph or one GraphFormatError, nothing else."""
+    import json
+
+    path = fuzz_dir / "structure.json"
+
+    @settings(max_examples=150, deadline=5000, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(doc=obographs_doc())
+    def check(doc: dict) -> None:
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        try:
+            g = load_graph(path)
+        except GraphFormatError as exc:
+            assert "\n" not in str(exc)
+            return
+        assert isinstance(g, KnowledgeGraph) and g.num_nodes > 0 and g.types == ["term"] * g.num_nodes
 
     check()

@@ -51,35 +51,70 @@ def _read_lines(path: Path) -> list[str]:
     return [ln.rstrip("\r") for ln in lines]
 
 
-def _check_finite(arr: np.ndarray, path: Path) -> None:
+def _check_finite(arr: np.ndarray, path: Path, lines: list[int] | None = None) -> None:
+    """NaN or infinity: named by the line a text editor shows (text files) or the sample number (.npy)."""
     bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"row {row} has NaN or infinite values ({int(bad.sum())} rows in all); expected finite numbers",
-                        source=str(path), line=row + 1 if path.suffix != ".npy" else None)
+        where = "" if lines is not None else f"sample {row + 1} (array row {row}) "
+        raise DataError(f"{where}has NaN or infinite values ({int(bad.sum())} rows in all); expected finite numbers",
+                        source=str(path), line=lines[row] if lines is not None else None)
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_number_rows(path: Path) -> tuple[np.ndarray, list[int]]:
+    """Rows of numbers from a .csv / .tsv / .txt file, and the line each came from.
+
+    A first line with no number in it is a header (column names, as spreadsheets and pandas write them) and is
+    skipped, provided it has as many fields as the rows below it.
+    """
+    delim = "\t" if path.suffix == ".tsv" else ","
+    lines = _read_lines(path)
+    start = 1
+    if lines and lines[0].strip() and not any(_is_number(x) for x in lines[0].split(delim)):
+        start = 2  # a header: checked against the first row below
+    rows, where = [], []
+    for n, line in enumerate(lines[start - 1:], start=start):
+        if not line.strip():
+            raise DataError("empty line; expected one row of numbers per sample", source=str(path), line=n)
+        try:
+            rows.append([float(x) for x in line.split(delim)])
+        except ValueError:
+            hint = "; a header line is taken only when none of its fields is a number" if n == 1 else ""
+            raise DataError(f"expected numbers separated by {delim!r}{hint}", source=str(path), line=n) from None
+        if len(rows[-1]) != len(rows[0]):
+            raise DataError(f"{len(rows[-1])} values, expected {len(rows[0])} like line {where[0]}",
+                            source=str(path), line=n)
+        where.append(n)
+    if start == 2:
+        names = len(lines[0].split(delim))
+        if not rows:
+            raise DataError("only a header line; expected one row of numbers per sample after it", source=str(path),
+                            line=1)
+        if names != len(rows[0]):
+            raise DataError(f"header line has {names} column names but the rows have {len(rows[0])} values",
+                            source=str(path), line=1)
+    return np.asarray(rows, dtype=np.float32), where
 
 
 def _load_array(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError("file not found", source=str(path))
+    lines = None
     if path.suffix == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
         except Exception as exc:
             raise DataError(f"not a readable .npy array: {exc}", source=str(path)) from None
     elif path.suffix in (".csv", ".tsv", ".txt"):
-        delim = "\t" if path.suffix == ".tsv" else ","
-        rows = []
-        for n, line in enumerate(_read_lines(path), start=1):
-            if not line.strip():
-                raise DataError("empty line; expected one row of numbers per sample", source=str(path), line=n)
-            try:
-                rows.append([float(x) for x in line.split(delim)])
-            except ValueError:
-                raise DataError(f"expected numbers separated by {delim!r}", source=str(path), line=n) from None
-            if len(rows[-1]) != len(rows[0]):
-                raise DataError(f"{len(rows[-1])} values, expected {len(rows[0])} like line 1", source=str(path), line=n)
-        arr = np.asarray(rows, dtype=np.float32)
+        arr, lines = _read_number_rows(path)
     else:
         raise DataError(f"unsupported extension {path.suffix!r}; expected .npy, .csv or .tsv", source=str(path))
     if arr.dtype.kind not in "fiub":
@@ -89,7 +124,7 @@ def _load_array(path: Path) -> np.ndarray:
     if arr.size == 0 or len(arr) == 0:
         raise DataError("empty array; expected one row per sample", source=str(path))
     arr = arr.astype(np.float32)
-    _check_finite(arr, path)
+    _check_finite(arr, path, lines)
     return arr
 
 

@@ -47,6 +47,10 @@ class PairedDataset:
     teacher: str
     student: str
     meta: dict[str, Any] = field(default_factory=dict)
+    samples_path: Path | None = None                          # the file dataset.yaml names under 'samples'
+    sample_lines: list[int] = field(default_factory=list)     # the line of that file each sample is on
+    candidates_path: Path | None = None                       # candidates.txt, when the dataset names one
+    candidate_lines: list[int] = field(default_factory=list)  # the line of candidates.txt each candidate is on
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -62,14 +66,16 @@ class PairedDataset:
 
     def validate_against(self, concept_ids: set[str] | dict) -> None:
         """Every label, candidate and concept-set member must be a concept of the graph."""
-        src = str(self.root / "samples.tsv")
+        src = str(self.samples_path or self.root / "samples.tsv")
         for i, lab in enumerate(self.labels):
             if lab and lab not in concept_ids:
                 raise DataError(f"label {lab!r} of sample {self.sample_ids[i]!r} is not a concept of the graph",
-                                source=src, line=i + 2)
-        for c in self.candidates:
+                                source=src, line=self.sample_lines[i] if self.sample_lines else i + 2)
+        for i, c in enumerate(self.candidates):
             if c not in concept_ids:
-                raise DataError(f"candidate {c!r} is not a concept of the graph", source=str(self.root / "candidates"))
+                raise DataError(f"candidate {c!r} is not a concept of the graph",
+                                source=str(self.candidates_path or self.root / "candidates.txt"),
+                                line=self.candidate_lines[i] if self.candidate_lines else None)
         for mod in self.modalities.values():
             if mod.kind == "concept_set":
                 for i, items in enumerate(mod.values):
@@ -79,7 +85,8 @@ class PairedDataset:
                                             source=str(mod.path), line=i + 1)
 
 
-def _read_samples(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+def _read_samples(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray, list[int]]:
+    """Ids, labels, splits, student-labelled flags, and the line each sample is on (for messages)."""
     if not path.is_file():
         raise DataError("file not found", source=str(path))
     raw = path.read_bytes()
@@ -101,7 +108,7 @@ def _read_samples(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndar
             raise DataError(f"missing column {col!r} in header {header}", source=str(path), line=1)
     ci, cl, cs = header.index("id"), header.index("label"), header.index("split")
     cu = header.index("student_labelled") if "student_labelled" in header else None
-    ids, labels, splits, sl = [], [], [], []
+    ids, labels, splits, sl, lines = [], [], [], [], []
     seen_ids: set[str] = set()
     for n, row in rows[1:]:
         if not any(x.strip() for x in row):
@@ -128,9 +135,27 @@ def _read_samples(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndar
         labels.append(lab)
         splits.append(split)
         sl.append(flag and bool(lab))
+        lines.append(n)
     if not ids:
         raise DataError("no samples; expected one row per sample after the header", source=str(path))
-    return ids, labels, np.asarray(splits), np.asarray(sl, dtype=bool)
+    return ids, labels, np.asarray(splits), np.asarray(sl, dtype=bool), lines
+
+
+def _read_candidates(path: Path) -> tuple[list[str], list[int]]:
+    """Candidate ids in first-seen order (a repeat is kept once) and the line each is on."""
+    if not path.is_file():
+        raise DataError("file not found", source=str(path))
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); re-encode the file as UTF-8",
+                        source=str(path), line=raw.count(b"\n", 0, exc.start) + 1) from None
+    first: dict[str, int] = {}
+    for n, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            first.setdefault(line.strip(), n)
+    return list(first), list(first.values())
 
 
 def dataset_file(root: Path, value: Any, key: str, yml: Path) -> Path:
@@ -169,7 +194,8 @@ def load_paired(path: str | Path) -> PairedDataset:
         raise DataError("key 'modalities': expected a mapping of modality name -> {kind, path}", source=str(yml))
     if not isinstance(spec.get("meta") or {}, dict):
         raise DataError(f"meta: expected a mapping, got {type(spec['meta']).__name__}", source=str(yml))
-    ids, labels, splits, sl = _read_samples(dataset_file(root, spec.get("samples", "samples.tsv"), "samples", yml))
+    spath = dataset_file(root, spec.get("samples", "samples.tsv"), "samples", yml)
+    ids, labels, splits, sl, sample_lines = _read_samples(spath)
     modalities: dict[str, Modality] = {}
     for name, m in mods_spec.items():
         name = str(name)
@@ -180,7 +206,11 @@ def load_paired(path: str | Path) -> PairedDataset:
             raise DataError(f"modalities.{name}.kind {kind!r}; expected one of {MODALITY_READERS.names()}", source=str(yml))
         mod = MODALITY_READERS.get(kind)(name, dataset_file(root, m["path"], f"modalities.{name}.path", yml))
         if len(mod) != len(ids):
-            raise DataError(f"{len(mod)} rows, expected {len(ids)} (one per sample in samples.tsv)", source=str(mod.path))
+            hint = ""
+            if len(mod) == len(ids) + 1 and mod.path.suffix in (".csv", ".tsv", ".txt") and kind in ("vector", "timeseries"):
+                hint = "; is line 1 a header of column numbers (as pandas writes 0,1,2,...)? remove it"
+            raise DataError(f"{len(mod)} rows, expected {len(ids)} (one per sample in {spath.name}){hint}",
+                            source=str(mod.path))
         modalities[name] = mod
     names = list(modalities)
     teacher = str(spec.get("teacher", names[0]))
@@ -188,20 +218,15 @@ def load_paired(path: str | Path) -> PairedDataset:
     for role, m in (("teacher", teacher), ("student", student)):
         if m not in modalities:
             raise DataError(f"{role}: modality {m!r} is not listed under modalities ({', '.join(names)})", source=str(yml))
+    cpath, cand_lines = None, []
     if "candidates" in spec:
         cpath = dataset_file(root, spec["candidates"], "candidates", yml)
-        if not cpath.is_file():
-            raise DataError("file not found", source=str(cpath))
-        craw = cpath.read_bytes()
-        try:
-            ctext = craw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"not UTF-8 text (byte 0x{craw[exc.start]:02x}); re-encode the file as UTF-8",
-                            source=str(cpath), line=craw.count(b"\n", 0, exc.start) + 1) from None
-        candidates = list(dict.fromkeys(ln.strip() for ln in ctext.split("\n") if ln.strip()))
-        extra = sorted({lab for lab in labels if lab} - set(candidates))
-        if extra:
-            raise DataError(f"label {extra[0]!r} is not among the candidates", source=str(cpath))
+        candidates, cand_lines = _read_candidates(cpath)
+        listed = set(candidates)
+        for i, lab in enumerate(labels):
+            if lab and lab not in listed:
+                raise DataError(f"label {lab!r} of sample {ids[i]!r} is not among the candidates of {cpath.name}",
+                                source=str(spath), line=sample_lines[i])
     else:
         candidates = sorted({lab for lab in labels if lab})
     if len(candidates) < 2:
@@ -210,5 +235,6 @@ def load_paired(path: str | Path) -> PairedDataset:
     return PairedDataset(
         name=str(spec.get("name", root.name)), root=root, sample_ids=ids, labels=labels, splits=splits,
         student_labelled=sl, modalities=modalities, candidates=candidates, graph_path=graph_path,
-        teacher=teacher, student=student, meta=dict(spec.get("meta") or {}),
+        teacher=teacher, student=student, meta=dict(spec.get("meta") or {}), samples_path=spath,
+        sample_lines=sample_lines, candidates_path=cpath, candidate_lines=cand_lines,
     )

@@ -4,7 +4,7 @@ Importing the package registers the built-in readers in ``GRAPH_LOADERS``.
 """
 from .kg import GraphBuilder, KnowledgeGraph
 from .loader import GRAPH_LOADERS, load_graph
-from . import obo, rdf, tabular  # noqa: F401  (importing registers the built-in formats)
+from . import obo, obographs, rdf, tabular  # noqa: F401  (importing registers the built-in formats)
 from .inspect import format_inspection, inspect_graph
 from .obo import hpo_obo_path
 

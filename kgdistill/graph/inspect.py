@@ -30,6 +30,7 @@ def inspect_graph(g: KnowledgeGraph) -> dict[str, Any]:
         "nodes": g.num_nodes,
         "edges": g.num_edges,
         "relations": {r: c for r, c in counts.items() if c},
+        "not_relations": dict(g.attribute_counts),  # links read as node attributes (annotation properties)
         "node_types": g.type_counts(),
         "hierarchy_relations": hierarchy or "all",
         "num_roots": len(roots),
@@ -51,6 +52,8 @@ def format_inspection(d: dict[str, Any]) -> str:
         f"graph: {d['source'] or '(in memory)'}",
         f"nodes: {d['nodes']}   edges: {d['edges']}",
         "relations: " + (", ".join(f"{r}={c}" for r, c in d["relations"].items()) or "none"),
+        *([f"not relations (kept as node attributes): {', '.join(f'{r}={c}' for r, c in d['not_relations'].items())}"
+           " (read one as a relation: --relation NAME, or graph.extra_relations)"] if d.get("not_relations") else []),
         "node types: " + ", ".join(f"{t}={c}" for t, c in d["node_types"].items()),
         f"hierarchy: {', '.join(hierarchy) if isinstance(hierarchy, list) else hierarchy} edges",
         f"roots: {d['num_roots']}" + (f" (first: {', '.join(d['roots'])})" if d["roots"] else ""),

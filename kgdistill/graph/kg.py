@@ -32,6 +32,10 @@ class KnowledgeGraph:
     synonyms: dict[int, list[str]] = field(default_factory=dict)
     source: str = ""
     dangling: list[str] = field(default_factory=list)
+    # links a reader did not take as relations (annotation properties such as oboInOwl:inSubset): per node,
+    # predicate -> target ids, and per predicate the count in the file (what `graph inspect` shows)
+    attributes: dict[int, dict[str, list[str]]] = field(default_factory=dict)
+    attribute_counts: dict[str, int] = field(default_factory=dict)
     _index: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ basics
@@ -175,6 +179,8 @@ class KnowledgeGraph:
             relations=list(self.relations),
             synonyms={old_to_new[k]: v for k, v in self.synonyms.items() if k in old_to_new},
             source=self.source,
+            attributes={old_to_new[k]: v for k, v in self.attributes.items() if k in old_to_new},
+            attribute_counts=dict(self.attribute_counts),
         )
 
     # ------------------------------------------------------------- conversion
@@ -248,6 +254,8 @@ class GraphBuilder:
         self.texts: list[str] = []
         self.types: list[str] = []
         self.synonyms: dict[int, list[str]] = {}
+        self._attributes: dict[str, dict[str, list[str]]] = {}
+        self.attribute_counts: dict[str, int] = {}
         self._edges: list[tuple[str, str, str, float, int | None]] = []
 
     def __contains__(self, node_id: str) -> bool:
@@ -289,6 +297,11 @@ class GraphBuilder:
                                    source=self.source, line=line)
         self._edges.append((str(src).strip(), str(dst).strip(), relation, w, line))
 
+    def add_attribute(self, node_id: str, key: str, value: str) -> None:
+        """A link kept on the node rather than as an edge (kept only if the node exists at build time)."""
+        self._attributes.setdefault(str(node_id).strip(), {}).setdefault(key, []).append(value)
+        self.attribute_counts[key] = self.attribute_counts.get(key, 0) + 1
+
     def build(self, dangling: str = "add") -> KnowledgeGraph:
         """``dangling``: ``add`` endpoints as bare nodes, ``drop`` the edge, or ``error``."""
         rel_index: dict[str, int] = {}
@@ -317,4 +330,7 @@ class GraphBuilder:
             edge_rel=np.asarray(rel, dtype=np.int64), edge_weight=np.asarray(wts, dtype=np.float32),
             relations=list(rel_index), synonyms=self.synonyms, source=self.source,
             dangling=dangling_ids,
+            attributes={self._index[n]: {k: sorted(v) for k, v in a.items()} for n, a in self._attributes.items()
+                        if n in self._index},
+            attribute_counts=dict(sorted(self.attribute_counts.items())),
         )

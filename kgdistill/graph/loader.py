@@ -26,6 +26,7 @@ EXTENSIONS: dict[str, str] = {
     ".nt": "ntriples",
     ".graphml": "graphml",
     ".csv": "csv",
+    ".json": "obographs",
 }
 DANGLING_MODES = ("add", "drop", "error")
 
@@ -53,7 +54,11 @@ def load_graph(path: str | Path, format: str = "auto", **options: Any) -> Knowle
     try:
         inspect.signature(reader).bind(path, **options)
     except TypeError as exc:
-        raise ConfigError(f"graph format {getattr(reader, 'registry_name', format)!r}: {exc}") from None
+        name = getattr(reader, 'registry_name', format)
+        if "extra_relations" in options and "extra_relations" not in inspect.signature(reader).parameters:
+            raise ConfigError(f"graph format {name!r}: extra relations (--relation, graph.extra_relations) apply to "
+                              "RDF / OWL files only; this format reads every edge it has") from None
+        raise ConfigError(f"graph format {name!r}: {exc}") from None
     return reader(path, **options)
 
 

@@ -1,17 +1,21 @@
 """RDF (Turtle, RDF/XML, N-Triples) into the typed graph, via rdflib.
 
-RDF mixes the concept graph with schema bookkeeping; this module keeps only
-concept-to-concept links (subClassOf, SKOS broader/narrower, existential OWL
-restrictions and any other IRI-valued property) and reads labels, definitions
-and synonyms from the usual SKOS / RDFS / OBO annotation properties.
+RDF mixes the concept graph with schema bookkeeping and annotations; this module keeps
+as relations only concept-to-concept links (subClassOf, existential OWL restrictions,
+SKOS hierarchy and mapping links, declared or known object properties; see
+``link_rule``), keeps other IRI-valued properties (annotation properties such as
+oboInOwl:inSubset) as node attributes, and reads labels, definitions and synonyms
+from the usual SKOS / RDFS / OBO annotation properties.
 """
 from __future__ import annotations
 
 import bisect
 import io
+import logging
 import re
 from functools import partial
 from pathlib import Path
+from typing import Callable, Sequence
 from xml.sax import SAXParseException
 
 from rdflib import OWL, RDF, RDFS, SKOS, BNode, Graph, Literal, URIRef
@@ -19,21 +23,25 @@ from rdflib.exceptions import ParserError
 from rdflib.plugins.parsers.notation3 import BadSyntax
 from rdflib.plugins.parsers.ntriples import NTGraphSink, W3CNTriplesParser
 
-from ..errors import GraphFormatError
+from ..errors import ConfigError, GraphFormatError
 from .kg import GraphBuilder, KnowledgeGraph
 from .loader import GRAPH_LOADERS, read_text
+from .rdf_checks import check_grammar, library_messages
 
 IAO_DEFINITION = URIRef("http://purl.obolibrary.org/obo/IAO_0000115")
 _OBO_PURL = re.compile(r"^http://purl\.obolibrary\.org/obo/([A-Za-z][A-Za-z0-9]*)_([A-Za-z0-9_]+)$")
 
+log = logging.getLogger(__name__)
+OBO_IN_OWL = "http://www.geneontology.org/formats/oboInOwl#"
 LABELS = (SKOS.prefLabel, RDFS.label)
+SYNONYMS = (SKOS.altLabel, *(URIRef(OBO_IN_OWL + f"has{k}Synonym") for k in ("Exact", "Related", "Broad", "Narrow")))
+SKOS_LINKS = {SKOS.related, SKOS.broaderTransitive, SKOS.narrowerTransitive, SKOS.exactMatch, SKOS.closeMatch,
+              SKOS.broadMatch, SKOS.narrowMatch, SKOS.relatedMatch, SKOS.mappingRelation, SKOS.semanticRelation}
+OBJECT_PROPERTY_TYPES = (OWL.ObjectProperty, OWL.TransitiveProperty, OWL.SymmetricProperty, OWL.AsymmetricProperty,
+                         OWL.ReflexiveProperty, OWL.IrreflexiveProperty, OWL.InverseFunctionalProperty)
+# the OBO Relation Ontology and BFO relations (part_of = BFO_0000050, ...): object properties by construction
+_KNOWN_OBJECT_PROPERTY = re.compile(r"^http://purl\.obolibrary\.org/obo/(RO|BFO)_\d+$")
 DEFINITIONS = (SKOS.definition, IAO_DEFINITION, RDFS.comment)
-# Predicates that describe the vocabulary itself rather than link two concepts.
-NOT_RELATIONS = {
-    RDF.type, RDFS.label, RDFS.comment, RDFS.seeAlso, RDFS.isDefinedBy, RDFS.subPropertyOf,
-    RDFS.domain, RDFS.range, SKOS.prefLabel, SKOS.altLabel, SKOS.hiddenLabel, SKOS.definition,
-    SKOS.inScheme, SKOS.topConceptOf, SKOS.hasTopConcept, IAO_DEFINITION,
-}
 # Types of schema resources (ontology headers, schemes, properties) that are never concepts.
 SCHEMA_TYPES = {
     OWL.Ontology, SKOS.ConceptScheme, RDF.Property, OWL.ObjectProperty, OWL.DatatypeProperty,
@@ -44,9 +52,12 @@ GENERIC_TYPES = {OWL.Class, RDFS.Class, SKOS.Concept, OWL.NamedIndividual, OWL.T
 RDF_FORMATS = {"turtle": "turtle", "rdfxml": "xml", "owl": "xml", "ntriples": "nt"}
 
 
-def read_rdf(path: Path, *, rdf_format: str = "turtle") -> KnowledgeGraph:
-    """Parse with rdflib, then map concepts to nodes and concept links to typed edges."""
-    return rdf_to_graph(_parse(path, rdf_format), source=str(path))
+def read_rdf(path: Path, *, rdf_format: str = "turtle", extra_relations: Sequence[str] = ()) -> KnowledgeGraph:
+    """Parse with rdflib, then map concepts to nodes and concept links to typed edges; ``extra_relations``:
+    properties read as relations although the file does not declare them as object properties."""
+    if isinstance(extra_relations, str):
+        raise ConfigError(f"extra_relations: expected a list of property IRIs or CURIEs, got {extra_relations!r}")
+    return rdf_to_graph(_parse(path, rdf_format), source=str(path), extra_relations=extra_relations)
 
 
 for _name, _fmt in RDF_FORMATS.items():
@@ -59,11 +70,13 @@ def _parse(path: Path, rdf_format: str) -> Graph:
     source = str(path)
     if rdf_format == "xml":
         _check_entity_expansion(text, source)
+    check_grammar(text, rdf_format, source, base_iri=path.resolve().as_uri())
     try:
-        if rdf_format == "nt":
-            _parse_ntriples(g, text, source)
-        else:
-            g.parse(data=text, format=rdf_format, publicID=path.resolve().as_uri())
+        with library_messages(source, text, g):
+            if rdf_format == "nt":
+                _parse_ntriples(g, text, source)
+            else:
+                g.parse(data=text, format=rdf_format, publicID=path.resolve().as_uri())
     except GraphFormatError:
         raise
     except BadSyntax as exc:
@@ -160,9 +173,12 @@ def _parse_ntriples(g: Graph, text: str, source: str) -> None:
         raise GraphFormatError(f"N-Triples syntax error: {exc}", source=source, line=parser.lineno) from None
 
 
-def rdf_to_graph(g: Graph, source: str = "") -> KnowledgeGraph:
-    """Concepts (linked or typed IRIs) become nodes; concept-to-concept triples become edges."""
+def rdf_to_graph(g: Graph, source: str = "", extra_relations: Sequence[str] = ()) -> KnowledgeGraph:
+    """Concepts (linked or typed IRIs) become nodes; concept links (see :func:`link_rule`) become edges, and every
+    other IRI-valued property of a concept (annotation properties) a node attribute counted for `graph inspect`."""
     schema = {s for t in SCHEMA_TYPES for s in g.subjects(RDF.type, t)}
+    deprecated = {s for s in g.subjects(OWL.deprecated, None) if _true(g.value(s, OWL.deprecated))}
+    is_link = link_rule(g, extra_relations)
     ids: dict[URIRef, str] = {}
 
     def node_id(iri: URIRef) -> str:
@@ -171,14 +187,15 @@ def rdf_to_graph(g: Graph, source: str = "") -> KnowledgeGraph:
         return ids[iri]
 
     edges: set[tuple[URIRef, URIRef, str]] = set()
+    attributes: list[tuple[URIRef, str, URIRef]] = []
     for s, p, o in g:
-        if not isinstance(s, URIRef) or s in schema or o in schema:
+        if not isinstance(s, URIRef) or s in schema or o in schema or s in deprecated or o in deprecated:
             continue
         if p == RDFS.subClassOf and isinstance(o, BNode):
             prop, target = g.value(o, OWL.onProperty), g.value(o, OWL.someValuesFrom)
             if isinstance(prop, URIRef) and isinstance(target, URIRef):
                 edges.add((s, target, _relation_name(g, prop)))
-        elif not isinstance(o, URIRef):
+        elif not isinstance(o, URIRef) or p == RDF.type:
             continue
         elif p == RDFS.subClassOf:
             edges.add((s, o, "is_a"))
@@ -186,19 +203,50 @@ def rdf_to_graph(g: Graph, source: str = "") -> KnowledgeGraph:
             edges.add((s, o, "broader"))
         elif p == SKOS.narrower:
             edges.add((o, s, "broader"))
-        elif p not in NOT_RELATIONS and not str(p).startswith(str(OWL)):
+        elif is_link(p):
             edges.add((s, o, _relation_name(g, p)))
+        else:
+            attributes.append((s, _relation_name(g, p), o))
 
-    concepts = {s for s, t in g.subject_objects(RDF.type) if isinstance(s, URIRef) and s not in schema}
+    concepts = {s for s, t in g.subject_objects(RDF.type)
+                if isinstance(s, URIRef) and s not in schema and s not in deprecated}
     concepts.update(x for s, o, _ in edges for x in (s, o))
     builder = GraphBuilder(source)
     for iri in sorted(concepts, key=node_id):
         builder.add_node(node_id(iri), _best_literal(g, iri, LABELS), _best_literal(g, iri, DEFINITIONS),
-                         type=_node_type(g, iri), synonyms=sorted(_clean(x) for x in g.objects(iri, SKOS.altLabel)
+                         type=_node_type(g, iri), synonyms=sorted(_clean(x) for p in SYNONYMS for x in g.objects(iri, p)
                                                                   if isinstance(x, Literal)))
     for s, o, rel in sorted(edges, key=lambda e: (node_id(e[0]), e[2], node_id(e[1]))):
         builder.add_edge(node_id(s), node_id(o), rel)
+    for s, name, o in attributes:
+        builder.add_attribute(node_id(s), name, node_id(o))
+    if deprecated:
+        log.warning("%s: skipped %d deprecated classes (owl:deprecated)", source, len(deprecated))
     return builder.build(dangling="add")
+
+
+def link_rule(g: Graph, extra_relations: Sequence[str] = ()) -> Callable[[URIRef], bool]:
+    """Which properties (besides rdfs:subClassOf, existential restrictions and skos:broader/narrower) link two
+    concepts: SKOS hierarchy and mapping links, properties the file declares as object properties, the OBO
+    relations (RO / BFO) unless the file declares them otherwise, and those the user names in
+    ``extra_relations`` (an IRI or the CURIE `graph inspect` shows).  Annotation properties (oboInOwl:inSubset,
+    IAO:0100001 'term replaced by', rdfs:seeAlso, ...) and undeclared properties are not links."""
+    declared = {p for t in OBJECT_PROPERTY_TYPES for p in g.subjects(RDF.type, t)}
+    refused = {p for t in (OWL.AnnotationProperty, OWL.DatatypeProperty) for p in g.subjects(RDF.type, t)}
+    wanted = {str(x).strip() for x in extra_relations}
+
+    def is_link(p: URIRef) -> bool:
+        if str(p) in wanted or _relation_name(g, p) in wanted or _curie(g, p) in wanted:
+            return True
+        if p in SKOS_LINKS or p in declared:
+            return True
+        return p not in refused and _KNOWN_OBJECT_PROPERTY.match(p) is not None
+
+    return is_link
+
+
+def _true(value: object) -> bool:
+    return isinstance(value, Literal) and str(value).strip().lower() in ("true", "1")
 
 
 def _curie(g: Graph, iri: URIRef) -> str:
