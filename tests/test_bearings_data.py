@@ -241,3 +241,12 @@ def test_rate_key_is_checked(small_dataset, tmp_path):
     folder = _edit_yaml(_copy(small_dataset, tmp_path / "typo"), lambda s: s["modalities"]["drive_end"].update(rat=1))
     with pytest.raises(DataError, match="modalities.drive_end: unknown key 'rat'; expected kind, path, rate"):
         load_paired(folder)
+
+
+def test_shipped_config_reads_the_bearing_data():
+    from kgdistill.config import load_config
+
+    cfg = load_config(ROOT / "configs" / "bearings.yaml")
+    assert cfg.data.source == "paired" and cfg.data.path == "runs/data/bearings-load0"
+    assert cfg.teacher.encoder.name == cfg.student.encoder.name == "wdcnn"
+    assert sorted(cfg.student.methods) == ["kd", "kg_guided", "student_alone"]
