@@ -11,6 +11,9 @@ A dataset is a folder with ``dataset.yaml``::
     modalities:
       findings: {kind: concept_set, path: findings.txt}
       note: {kind: text, path: note.txt}
+      # time series may give their sampling rate (Hz): rate-tagged series are paired windows of one moment,
+      # so they must share rate and length
+      # accel: {kind: timeseries, path: accel.npy, rate: 12000}
 
 Row *i* of every modality file belongs to row *i* of ``samples.tsv``.
 See docs/data-format.md for each modality kind.
@@ -31,6 +34,7 @@ from ..yamlfile import load_yaml_file
 from .modalities import MODALITY_READERS, Modality
 
 SPLITS = ("train", "val", "test")
+MODALITY_KEYS = ("kind", "path", "rate")
 
 
 @dataclass
@@ -51,6 +55,7 @@ class PairedDataset:
     sample_lines: list[int] = field(default_factory=list)     # the line of that file each sample is on
     candidates_path: Path | None = None                       # candidates.txt, when the dataset names one
     candidate_lines: list[int] = field(default_factory=list)  # the line of candidates.txt each candidate is on
+    rates: dict[str, float] = field(default_factory=dict)  # modality -> sampling rate (Hz), where given
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -197,10 +202,16 @@ def load_paired(path: str | Path) -> PairedDataset:
     spath = dataset_file(root, spec.get("samples", "samples.tsv"), "samples", yml)
     ids, labels, splits, sl, sample_lines = _read_samples(spath)
     modalities: dict[str, Modality] = {}
+    rates: dict[str, float] = {}
     for name, m in mods_spec.items():
         name = str(name)
         if not isinstance(m, dict) or "kind" not in m or "path" not in m:
             raise DataError(f"modalities.{name}: expected {{kind, path}}", source=str(yml))
+        if unknown := sorted(str(k) for k in m if k not in MODALITY_KEYS):
+            raise DataError(f"modalities.{name}: unknown key {unknown[0]!r}; expected {', '.join(MODALITY_KEYS)}",
+                            source=str(yml))
+        if "rate" in m:
+            rates[name] = _rate(m["rate"], str(m["kind"]), f"modalities.{name}.rate", yml)
         kind = str(m["kind"])
         if kind not in MODALITY_READERS:
             raise DataError(f"modalities.{name}.kind {kind!r}; expected one of {MODALITY_READERS.names()}", source=str(yml))
@@ -212,6 +223,7 @@ def load_paired(path: str | Path) -> PairedDataset:
             raise DataError(f"{len(mod)} rows, expected {len(ids)} (one per sample in {spath.name}){hint}",
                             source=str(mod.path))
         modalities[name] = mod
+    _check_paired_series(modalities, rates, yml)
     names = list(modalities)
     teacher = str(spec.get("teacher", names[0]))
     student = str(spec.get("student", names[-1]))
@@ -236,5 +248,27 @@ def load_paired(path: str | Path) -> PairedDataset:
         name=str(spec.get("name", root.name)), root=root, sample_ids=ids, labels=labels, splits=splits,
         student_labelled=sl, modalities=modalities, candidates=candidates, graph_path=graph_path,
         teacher=teacher, student=student, meta=dict(spec.get("meta") or {}), samples_path=spath,
-        sample_lines=sample_lines, candidates_path=cpath, candidate_lines=cand_lines,
+        sample_lines=sample_lines, candidates_path=cpath, candidate_lines=cand_lines, rates=rates,
     )
+
+
+def _rate(value: Any, kind: str, key: str, yml: Path) -> float:
+    if kind != "timeseries":
+        raise DataError(f"{key}: only timeseries modalities have a sampling rate, this one is {kind}", source=str(yml))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        raise DataError(f"{key}: expected a sampling rate in Hz (a positive number), got {value!r}", source=str(yml))
+    return float(value)
+
+
+def _check_paired_series(modalities: dict[str, Modality], rates: dict[str, float], yml: Path) -> None:
+    """Time series that give a rate are windows of the same moments: one rate, one length for all of them."""
+    tagged = [n for n in modalities if n in rates]
+    for name in tagged[1:]:
+        first, mod = tagged[0], modalities[name]
+        if rates[name] != rates[first]:
+            raise DataError(f"modalities.{name}.rate: {rates[name]:g} Hz, but {first} is sampled at "
+                            f"{rates[first]:g} Hz; paired series need one rate (resample one of them)", source=str(yml))
+        steps, ref = mod.values.shape[-1], modalities[first].values.shape[-1]
+        if steps != ref:
+            raise DataError(f"windows of {steps} samples, but {first}'s have {ref} at the same rate "
+                            f"({rates[first]:g} Hz); paired windows must cover the same time", source=str(mod.path))
