@@ -71,3 +71,12 @@ def test_omitting_findings_keeps_one_and_lists_join_several(patients):
     assert render_note((), (), np.random.default_rng(0)).text == "No phenotypic abnormality was recorded."
     with pytest.raises(ValueError, match="omit_fraction=1.5"):
         NoteSpec(omit_fraction=1.5)
+
+
+def test_sentences_record_their_terms_and_polarity(patients):
+    for note in render_notes(patients, seed=5):
+        assert " ".join(note.sentences) == note.text
+        assert len(note.sentences) == len(note.sentence_terms) == len(note.sentence_negated)
+        assert [t for ts, n in zip(note.sentence_terms, note.sentence_negated) if not n for t in ts] == \
+            list(note.mentioned)
+        assert [t for ts, n in zip(note.sentence_terms, note.sentence_negated) if n for t in ts] == list(note.negated)

@@ -69,9 +69,12 @@ class NoteSpec:
 
 @dataclass(frozen=True)
 class RenderedNote:
-    text: str
-    mentioned: tuple[str, ...]   # observed terms the note names, in the note's order
-    negated: tuple[str, ...]     # excluded terms the note names as absent, in the note's order
+    text: str                                     # the sentences joined by single spaces
+    mentioned: tuple[str, ...]                    # observed terms the note names, in the note's order
+    negated: tuple[str, ...]                      # excluded terms the note names as absent, in the note's order
+    sentences: tuple[str, ...] = ()
+    sentence_terms: tuple[tuple[str, ...], ...] = ()   # the terms each sentence names
+    sentence_negated: tuple[bool, ...] = ()            # whether it names them as absent
 
 
 def patient_rng(seed: int, patient_id: str) -> np.random.Generator:
@@ -126,7 +129,10 @@ def render_note(observed: Sequence[str], excluded: Sequence[str], rng: np.random
             template = pool[int(rng.integers(len(pool)))]
             mentioned += group
         sentences.append(_fill(template, _join(names)))
-    return RenderedNote(" ".join(sentences) or NOTHING, tuple(mentioned), tuple(negated))
+    if not sentences:
+        return RenderedNote(NOTHING, (), (), (NOTHING,), ((),), (True,))
+    return RenderedNote(" ".join(sentences), tuple(mentioned), tuple(negated), tuple(sentences),
+                        tuple(tuple(g) for _, g in groups), tuple(n for n, _ in groups))
 
 
 def render_notes(patients: Iterable, seed: int = 0, spec: NoteSpec = NoteSpec(),
