@@ -223,11 +223,21 @@ class PhenomizerPrototype(TextPrototype):
         """[n, K] for prepared concept sets (the teacher's curated terms)."""
         return self.bma.scores(self.term_sets_of_nodes(x), bool(self.symmetric))
 
+    def sentence_terms(self, table: torch.Tensor, rows: torch.Tensor, block: int = 1024) -> torch.Tensor:
+        """The closest term of each sentence ``rows`` of ``table`` (-1 below ``min_similarity``), ``block``
+        sentences at a time (a note table may hold tens of thousands)."""
+        out = torch.full((len(rows),), -1, dtype=torch.long)
+        for s in range(0, len(rows), block):
+            vecs = torch.nn.functional.normalize(table[rows[s:s + block]].float(), dim=-1).cpu()
+            best, term = (vecs @ self.emb.T).max(dim=1)
+            out[s:s + block] = torch.where(best >= self.min_similarity, term, out[s:s + block])
+        return out
+
     @torch.no_grad()
     def scores(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        dev = table.device
-        sims = torch.nn.functional.normalize(table.float(), dim=-1).cpu() @ self.emb.T        # [S, T]
-        best, term = sims.max(dim=1)
-        term = torch.where(best >= self.min_similarity, term, torch.full_like(term, -1))
-        sets = [[int(term[i]) for i in row if i >= 0 and term[i] >= 0] for row in x.cpu().tolist()]
-        return self.bma.scores(sets, bool(self.symmetric)).to(dev)
+        x = x.cpu()
+        used = torch.unique(x[x >= 0])
+        term = torch.full((len(table),), -1, dtype=torch.long)
+        term[used] = self.sentence_terms(table, used.to(table.device))
+        sets = [[int(term[i]) for i in row if i >= 0 and term[i] >= 0] for row in x.tolist()]
+        return self.bma.scores(sets, bool(self.symmetric)).to(table.device)
