@@ -132,7 +132,7 @@ def test_an_unknown_prototype_fails_at_config_load_naming_the_registered_ones():
     from kgdistill.config import load_config, packaged_config
 
     with pytest.raises(ConfigError, match=r"eval\.prototype: unknown prototype 'bayes'; expected one of: likelihood, "
-                                          r"mean, set_match"):
+                                          r"mean, phenomizer, set_match"):
         load_config(packaged_config("quick"), ["eval.prototype=bayes"])
     with pytest.raises(ConfigError, match=r"eval\.prototype_params: floor: not a setting of prototype 'set_match' "
                                           r"\(accepted: none\)"):
