@@ -199,6 +199,15 @@ def _mount_store_commands() -> None:
 _mount_store_commands()
 
 
+def _mount_data_commands() -> None:
+    from .data.commands import data_app
+
+    app.add_typer(data_app, name="data")
+
+
+_mount_data_commands()
+
+
 def _quiet_third_party() -> None:
     """Library deprecation chatter is not the user's business; our own warnings still show."""
     import os

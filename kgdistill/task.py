@@ -13,6 +13,7 @@ import torch
 
 from .config import RunConfig
 from .data.hpo_benchmark import generate_hpo_benchmark
+from .data.modalities import concept_ids
 from .data.paired import PairedDataset, load_paired
 from .data.prepare import PreparedModality, prepare_modality
 from .encoders.text_embedder import TextEmbedder
@@ -73,7 +74,7 @@ def restrict_graph(kg: KnowledgeGraph, ds: PairedDataset) -> KnowledgeGraph:
     start = {kg.index[c] for c in ds.candidates}
     for mod in ds.modalities.values():
         if mod.kind == "concept_set":
-            start.update(kg.index[c] for items in mod.values for c in items)
+            start.update(kg.index[c] for items in mod.values for c in concept_ids(items))
     keep = set().union(*kg.reachable(sorted(start)))
     return kg.subgraph(keep)
 

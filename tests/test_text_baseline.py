@@ -132,7 +132,7 @@ def test_an_unknown_baseline_fails_at_config_load_naming_the_registered_ones():
     from kgdistill.config import load_config, packaged_config
 
     with pytest.raises(ConfigError, match=r"eval\.text_baseline: unknown text baseline 'bayes'; expected one of: "
-                                          r"likelihood, mean, set_match"):
+                                          r"likelihood, mean, phenomizer, set_match"):
         load_config(packaged_config("quick"), ["eval.text_baseline=bayes"])
     with pytest.raises(ConfigError, match=r"eval\.text_baseline\.floor: unknown key; text baseline 'set_match' "
                                           r"takes: none"):

@@ -2,7 +2,8 @@
 
 Kinds: ``vector`` (.npy [N, D] or .csv), ``timeseries`` (.npy [N, C, T]),
 ``text`` (.txt, one sample per line), ``concept_set`` (.txt, one sample per line,
-graph concept ids separated by whitespace, ``,`` or ``;``).
+graph concept ids separated by whitespace, ``,`` or ``;``; an id written ``-ID`` is a finding
+explicitly absent, e.g. an excluded phenotype, which is information, not a missing value).
 """
 from __future__ import annotations
 
@@ -159,14 +160,37 @@ def read_text(name: str, path: Path) -> Modality:
 _SEP = re.compile(r"[\s,;]+")
 
 
+EXCLUDED_PREFIX = "-"
+
+
+def split_signed(item: str) -> tuple[str, bool]:
+    """A concept-set item as (concept id, excluded): ``-HP:0000365`` is hearing impairment explicitly absent."""
+    if item.startswith(EXCLUDED_PREFIX):
+        return item[len(EXCLUDED_PREFIX):], True
+    return item, False
+
+
+def concept_ids(items: list[str]) -> list[str]:
+    """The graph concepts a concept set names, present or excluded."""
+    return [split_signed(x)[0] for x in items]
+
+
 @MODALITY_READERS.register("concept_set")
 def read_concept_set(name: str, path: Path) -> Modality:
     sets = []
     for n, line in enumerate(_read_lines(path), start=1):
-        items = [x for x in _SEP.split(line.strip()) if x]
+        items = list(dict.fromkeys(x for x in _SEP.split(line.strip()) if x))
         if not items:
             raise DataError("empty concept set; expected at least one concept id", source=str(path), line=n)
-        sets.append(list(dict.fromkeys(items)))
+        signed = [split_signed(x) for x in items]
+        if bad := next((x for x, (c, _) in zip(items, signed) if not c or c.startswith(EXCLUDED_PREFIX)), None):
+            raise DataError(f"{bad!r} is not a concept id; expected ID or -ID (an excluded finding)",
+                            source=str(path), line=n)
+        present = {c for c, excluded in signed if not excluded}
+        if both := sorted(c for c, excluded in signed if excluded and c in present):
+            raise DataError(f"{both[0]} is both present and excluded ({both[0]} and -{both[0]})",
+                            source=str(path), line=n)
+        sets.append(items)
     return Modality(name, "concept_set", path, sets)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..yamlfile import load_yaml_file
-from .modalities import MODALITY_READERS, Modality
+from .modalities import MODALITY_READERS, Modality, split_signed
 
 SPLITS = ("train", "val", "test")
 MODALITY_KEYS = ("kind", "path", "rate")
@@ -84,7 +84,7 @@ class PairedDataset:
         for mod in self.modalities.values():
             if mod.kind == "concept_set":
                 for i, items in enumerate(mod.values):
-                    for c in items:
+                    for c, _ in map(split_signed, items):
                         if c not in concept_ids:
                             raise DataError(f"unknown concept {c!r}; expected ids of the graph",
                                             source=str(mod.path), line=i + 1)

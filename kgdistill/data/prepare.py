@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..graph.kg import KnowledgeGraph
-from .modalities import Modality, split_sentences
+from .modalities import Modality, split_sentences, split_signed
 
 
 @dataclass
@@ -39,8 +39,9 @@ MAX_ITEMS = 32  # findings or sentences read per sample, in training and in pred
 
 def prepare_modality(mod: Modality, *, graph: KnowledgeGraph, node_features: torch.Tensor, embedder,
                      train_idx: np.ndarray, max_items: int = MAX_ITEMS) -> PreparedModality:
-    if mod.kind == "concept_set":
-        rows = [[graph.index[c] for c in items] for items in mod.values]
+    if mod.kind == "concept_set":  # an excluded concept (-ID) is its index + the number of nodes
+        rows = [[graph.index[c] + len(node_features) * excluded for c, excluded in map(split_signed, items)]
+                for items in mod.values]
         return PreparedModality(mod.name, mod.kind, _pad(rows, max_items), {"node_features": node_features})
     if mod.kind == "text":
         per_sample = [split_sentences(t)[:max_items] for t in mod.values]

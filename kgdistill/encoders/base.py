@@ -80,9 +80,12 @@ class SetPooling(nn.Module):
     def forward(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self._pool(self.item(items), mask)
 
-    def forward_table(self, table: torch.Tensor, idx: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_table(self, table: torch.Tensor, idx: torch.Tensor, extra: torch.Tensor | None = None,
+                      negated: torch.Tensor | None = None) -> torch.Tensor:
         """Items given as rows of a table (concepts, sentences): the first linear layer runs on whichever is
-        smaller, the table or the gathered batch, so cost follows the batch, not the padding."""
+        smaller, the table or the gathered batch, so cost follows the batch, not the padding.  ``negated`` (bool per
+        item): such an item enters as the negation of its row, ``W(-x) + b = 2b - (Wx + b)`` (an absent finding);
+        the others are computed exactly as without it."""
         mask = idx >= 0
         safe = idx.clamp_min(0)
         first, rest = self.item[0], self.item[1:]
@@ -90,6 +93,8 @@ class SetPooling(nn.Module):
             h = first(table)[safe]
         else:
             h = first(table[safe])
+        if negated is not None:
+            h = torch.where(negated.unsqueeze(-1), 2 * first.bias - h, h)
         if extra is not None:
             h = h + extra
         return self._pool(rest(h), mask)

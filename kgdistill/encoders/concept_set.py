@@ -1,5 +1,10 @@
 """Sets of graph concepts (structured findings): each item is read through the concept's
-text features, so a finding the model never saw in training still means something."""
+text features, so a finding the model never saw in training still means something.
+
+An excluded finding (``-ID`` in the file; index + number of nodes once prepared) is information,
+not padding: it enters as the negation of its concept's features and learned embedding, so
+"no hearing loss" points away from "hearing loss" from the first step, and adds no parameters
+(runs saved before signed sets existed load unchanged)."""
 from __future__ import annotations
 
 import torch
@@ -28,5 +33,10 @@ class ConceptSetEncoder(Encoder):
         return cls(prepared.tables["node_features"], dim, **params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        extra = None if self.node_emb is None else self.node_emb(x.clamp_min(0))
-        return self.head(self.pool.forward_table(self.node_features, x, extra))
+        n = self.node_features.shape[0]
+        excluded = x >= n
+        idx = torch.where(excluded, x - n, x)
+        extra = None if self.node_emb is None else self.node_emb(idx.clamp_min(0))
+        if extra is not None:
+            extra = torch.where(excluded.unsqueeze(-1), -extra, extra)
+        return self.head(self.pool.forward_table(self.node_features, idx, extra, excluded))
