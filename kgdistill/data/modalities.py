@@ -2,12 +2,17 @@
 
 Kinds: ``vector`` (.npy [N, D] or .csv), ``timeseries`` (.npy [N, C, T]),
 ``text`` (.txt, one sample per line), ``concept_set`` (.txt, one sample per line,
-graph concept ids separated by whitespace, ``,`` or ``;``).
+graph concept ids separated by whitespace, ``,`` or ``;``); ``image`` and ``audio``
+live in their own modules (image.py, audio.py) and register here.
+
+A reader is called ``reader(name, path, **options)``, the options being the modality's
+other keys in dataset.yaml (``rate`` for audio); a reader lists the ones it takes in
+``reader.options`` and rejects a bad value with ``OptionError("key: what was expected")``.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,6 +20,10 @@ import numpy as np
 
 from ..errors import DataError
 from ..registry import Registry
+
+class OptionError(ValueError):
+    """A modality option in dataset.yaml has a bad value; the loader names the key and the file."""
+
 
 MODALITY_READERS: Registry[Callable[[str, Path], "Modality"]] = Registry("modality kind")
 
@@ -24,17 +33,18 @@ class Modality:
     name: str
     kind: str
     path: Path
-    values: Any  # np.ndarray for vector/timeseries, list[str] for text, list[list[str]] for concept_set
+    values: Any  # np.ndarray for vector/timeseries/image/audio, list[str] for text, list[list[str]] for concept_set
+    meta: dict[str, Any] = field(default_factory=dict)  # what the values need beside them: audio's sample rate
 
     def __len__(self) -> int:
         return len(self.values)
 
     def subset(self, idx: np.ndarray) -> "Modality":
         vals = self.values[idx] if isinstance(self.values, np.ndarray) else [self.values[i] for i in idx]
-        return Modality(self.name, self.kind, self.path, vals)
+        return Modality(self.name, self.kind, self.path, vals, dict(self.meta))
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError("file not found", source=str(path))
     raw = path.read_bytes()
@@ -51,7 +61,7 @@ def _read_lines(path: Path) -> list[str]:
     return [ln.rstrip("\r") for ln in lines]
 
 
-def _check_finite(arr: np.ndarray, path: Path) -> None:
+def check_finite(arr: np.ndarray, path: Path) -> None:
     bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -60,6 +70,14 @@ def _check_finite(arr: np.ndarray, path: Path) -> None:
 
 
 def _load_array(path: Path) -> np.ndarray:
+    """A checked float32 array: numbers, at least one row, all finite."""
+    arr = read_number_array(path).astype(np.float32)
+    check_finite(arr, path)
+    return arr
+
+
+def read_number_array(path: Path) -> np.ndarray:
+    """An .npy/.csv/.tsv array of numbers with at least one row, in the file's own dtype (not yet checked finite)."""
     if not path.is_file():
         raise DataError("file not found", source=str(path))
     if path.suffix == ".npy":
@@ -70,7 +88,7 @@ def _load_array(path: Path) -> np.ndarray:
     elif path.suffix in (".csv", ".tsv", ".txt"):
         delim = "\t" if path.suffix == ".tsv" else ","
         rows = []
-        for n, line in enumerate(_read_lines(path), start=1):
+        for n, line in enumerate(read_lines(path), start=1):
             if not line.strip():
                 raise DataError("empty line; expected one row of numbers per sample", source=str(path), line=n)
             try:
@@ -88,8 +106,6 @@ def _load_array(path: Path) -> np.ndarray:
         raise DataError("a single number, not an array; expected one row per sample", source=str(path))
     if arr.size == 0 or len(arr) == 0:
         raise DataError("empty array; expected one row per sample", source=str(path))
-    arr = arr.astype(np.float32)
-    _check_finite(arr, path)
     return arr
 
 
@@ -114,7 +130,7 @@ def read_timeseries(name: str, path: Path) -> Modality:
 
 @MODALITY_READERS.register("text")
 def read_text(name: str, path: Path) -> Modality:
-    lines = _read_lines(path)
+    lines = read_lines(path)
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             raise DataError("empty text; expected one non-empty text per line", source=str(path), line=n)
@@ -127,13 +143,12 @@ _SEP = re.compile(r"[\s,;]+")
 @MODALITY_READERS.register("concept_set")
 def read_concept_set(name: str, path: Path) -> Modality:
     sets = []
-    for n, line in enumerate(_read_lines(path), start=1):
+    for n, line in enumerate(read_lines(path), start=1):
         items = [x for x in _SEP.split(line.strip()) if x]
         if not items:
             raise DataError("empty concept set; expected at least one concept id", source=str(path), line=n)
         sets.append(list(dict.fromkeys(items)))
     return Modality(name, "concept_set", path, sets)
-
 
 
 
@@ -144,3 +159,6 @@ def split_sentences(text: str) -> list[str]:
     """Notes are read sentence by sentence: each sentence is one finding, mostly."""
     parts = [p.strip() for p in _SENTENCE.split(text.strip())]
     return [p for p in parts if p] or [text.strip()]
+
+
+from . import audio, image  # noqa: E402,F401  (registers the image and audio kinds)

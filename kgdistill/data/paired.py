@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..yamlfile import load_yaml_file
-from .modalities import MODALITY_READERS, Modality
+from .modalities import MODALITY_READERS, Modality, OptionError
 
 SPLITS = ("train", "val", "test")
 
@@ -178,7 +178,16 @@ def load_paired(path: str | Path) -> PairedDataset:
         kind = str(m["kind"])
         if kind not in MODALITY_READERS:
             raise DataError(f"modalities.{name}.kind {kind!r}; expected one of {MODALITY_READERS.names()}", source=str(yml))
-        mod = MODALITY_READERS.get(kind)(name, dataset_file(root, m["path"], f"modalities.{name}.path", yml))
+        reader = MODALITY_READERS.get(kind)
+        options = {str(k): v for k, v in m.items() if k not in ("kind", "path")}
+        allowed = getattr(reader, "options", ())
+        if unknown := sorted(set(options) - set(allowed)):
+            raise DataError(f"modalities.{name}: unknown key {unknown[0]!r} for kind {kind}; expected kind, path"
+                            + "".join(f", {k}" for k in allowed), source=str(yml))
+        try:
+            mod = reader(name, dataset_file(root, m["path"], f"modalities.{name}.path", yml), **options)
+        except OptionError as exc:  # an option's value: "rate: expected ..."
+            raise DataError(f"modalities.{name}.{exc}", source=str(yml)) from None
         if len(mod) != len(ids):
             raise DataError(f"{len(mod)} rows, expected {len(ids)} (one per sample in samples.tsv)", source=str(mod.path))
         modalities[name] = mod
