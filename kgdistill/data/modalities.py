@@ -3,7 +3,7 @@
 Kinds: ``vector`` (.npy [N, D] or .csv), ``timeseries`` (.npy [N, C, T]),
 ``text`` (.txt, one sample per line), ``concept_set`` (.txt, one sample per line,
 graph concept ids separated by whitespace, ``,`` or ``;``); ``image`` and ``audio``
-live in their own modules (image.py, audio.py) and register here.
+live in their own modules (image.py, audio.py), registered when ``kgdistill.data`` is imported.
 
 A reader is called ``reader(name, path, **options)``, the options being the modality's
 other keys in dataset.yaml (``rate`` for audio); a reader lists the ones it takes in
@@ -159,6 +159,3 @@ def split_sentences(text: str) -> list[str]:
     """Notes are read sentence by sentence: each sentence is one finding, mostly."""
     parts = [p.strip() for p in _SENTENCE.split(text.strip())]
     return [p for p in parts if p] or [text.strip()]
-
-
-from . import audio, image  # noqa: E402,F401  (registers the image and audio kinds)
