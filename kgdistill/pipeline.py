@@ -220,7 +220,7 @@ def save_evaluation_state(rd: RunDir, task: Task, fitted: Fitted, cal: dict[str,
     if task.prototype is not None:
         extra |= {f"prototype.{k}": v for k, v in task.prototype.tensors().items()}
     for k, v in task.student.tables.items():
-        if k in ("mean", "std"):
+        if k in ("mean", "std", "rate"):  # input scaling; audio's sample rate
             extra[f"student_input.{k}"] = v
     save_tensors(extra, rd.checkpoints / "concepts.safetensors")
     (rd.checkpoints / "candidates.txt").write_text("\n".join(task.candidates) + "\n", encoding="utf-8")

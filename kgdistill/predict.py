@@ -13,8 +13,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .data.modalities import MODALITY_READERS, split_sentences
-from .data.prepare import MAX_ITEMS, PreparedModality
+from .data.modalities import MODALITY_READERS, OptionError, split_sentences
+from .data.prepare import MAX_ITEMS, STANDARDISE_AXES, PreparedModality
 from .encoders import build_encoder
 from .encoders.text_embedder import TextEmbedder
 from .errors import ConfigError, DataError, RunDirError
@@ -122,6 +122,7 @@ class Predictor:
     def _build_encoder(self, extra: dict[str, torch.Tensor]):
         enc_cfg = self.cfg.student.encoder
         tables: dict[str, torch.Tensor] = {}
+        self.rate: int | None = None
         if self.kind == "text":
             dim = self.embedder.embed(["probe"]).shape[1]
             tables["sentences"] = torch.zeros(1, dim)
@@ -129,6 +130,9 @@ class Predictor:
         else:
             self.mean, self.std = extra["student_input.mean"], extra["student_input.std"]
             x = torch.zeros((1, *self.mean.shape[1:]))
+            if "student_input.rate" in extra:  # audio: the spectrogram's sample rate
+                tables["rate"] = extra["student_input.rate"]
+                self.rate = int(tables["rate"])
         prepared = PreparedModality("student", self.kind, x, tables, sentences=[""], text_model=self.embedder.model_path)
         return build_encoder(enc_cfg, prepared, self.cfg.space.dim, "student.encoder")
 
@@ -178,11 +182,17 @@ class Predictor:
         path = Path(path)
         if self.kind == "text":
             return self.predict_texts(MODALITY_READERS.get("text")("input", path).values, top_k)
-        mod = MODALITY_READERS.get(self.kind)("input", path)
+        options = {"rate": self.rate} if self.rate else {}
+        try:
+            mod = MODALITY_READERS.get(self.kind)("input", path, **options)  # audio: WAV files must have the rate
+        except OptionError as exc:
+            raise DataError(str(exc), source=str(path)) from None
         x = torch.from_numpy(np.asarray(mod.values, dtype=np.float32))
-        if tuple(x.shape[1:]) != tuple(self.mean.shape[1:]):
-            raise DataError(f"input rows have shape {tuple(x.shape[1:])}, the model expects {tuple(self.mean.shape[1:])}",
-                            source=str(path))
+        # the training shape, except along axes the scaling is shared over (time steps, pixels, waveform samples)
+        free = set(STANDARDISE_AXES[self.kind])
+        want = tuple("any" if a in free else n for a, n in enumerate(self.mean.shape) if a > 0)
+        if x.ndim != self.mean.ndim or any(w not in ("any", n) for w, n in zip(want, x.shape[1:])):
+            raise DataError(f"input rows have shape {tuple(x.shape[1:])}, the model expects {want}", source=str(path))
         z = torch.nn.functional.normalize(self.encoder((x - self.mean) / self.std), dim=-1)
         scores = self.calibration.apply(z @ self.concepts.T, self.seen, None)
         return [self._rank(scores[i], top_k, [], None) for i in range(len(x))]

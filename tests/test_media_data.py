@@ -196,7 +196,7 @@ def test_npy_waveforms_need_a_rate_and_integer_pcm_is_scaled(tmp_path):
 
 @pytest.mark.parametrize("case,needle", [
     ("mixed-rates", r"rec/c.wav: sample rate 16000 Hz; expected 8000 Hz \(like a.wav\)"),
-    ("rate-option", r"rec/a.wav: sample rate 8000 Hz; expected 22050 Hz \(rate in dataset.yaml\)"),
+    ("rate-option", r"rec/a.wav: sample rate 8000 Hz; expected 22050 Hz \(rate: 22050\)"),
     ("truncated", r"rec/b.wav: truncated: the header promises 4 frames, the file holds 2"),
     ("not-wav", r"rec/b.wav: not a readable PCM WAV file"),
     ("float-wav", r"rec/b.wav: not a readable PCM WAV file .*expected integer PCM"),

@@ -93,7 +93,7 @@ def _read_wavs(files: list[Path], rate: int | None) -> tuple[list[np.ndarray], i
         if expected is None:
             expected = r
         elif r != expected:
-            why = "rate in dataset.yaml" if rate is not None else f"like {files[0].name}"
+            why = f"rate: {rate}" if rate is not None else f"like {files[0].name}"
             raise DataError(f"sample rate {r} Hz; expected {expected} Hz ({why})", source=str(f))
         clips.append(x)
     assert expected is not None
