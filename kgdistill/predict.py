@@ -130,7 +130,10 @@ class Predictor:
         else:
             self.mean, self.std = extra["student_input.mean"], extra["student_input.std"]
             x = torch.zeros((1, *self.mean.shape[1:]))
-            if "student_input.rate" in extra:  # audio: the spectrogram's sample rate
+            if self.kind == "audio":  # the spectrogram's sample rate
+                if "student_input.rate" not in extra:
+                    raise RunDirError("the audio student's sample rate is missing (damaged checkpoint)",
+                                      source=str(self.rd.checkpoints / "concepts.safetensors"))
                 tables["rate"] = extra["student_input.rate"]
                 self.rate = int(tables["rate"])
         prepared = PreparedModality("student", self.kind, x, tables, sentences=[""], text_model=self.embedder.model_path)

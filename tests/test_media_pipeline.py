@@ -98,3 +98,20 @@ def test_predict_reads_wav_files_and_npy_at_the_model_rate(media_run, cli, tmp_p
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().endswith("in/3.wav: sample rate 16000 Hz; expected 8000 Hz (rate: 8000)")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_without_the_audio_rate_is_one_line(media_run, tmp_path):
+    from safetensors.torch import save_file
+
+    from kgdistill.errors import RunDirError
+    from kgdistill.predict import Predictor
+    from kgdistill.train.checkpoint import load_tensors
+
+    rd, _, _ = media_run
+    broken = tmp_path / "run"
+    shutil.copytree(rd.path, broken)
+    tensors = load_tensors(broken / "checkpoints" / "concepts.safetensors")
+    assert tensors.pop("student_input.rate").tolist() == [RATE]
+    save_file(tensors, broken / "checkpoints" / "concepts.safetensors")
+    with pytest.raises(RunDirError, match=r"concepts.safetensors: the audio student's sample rate is missing"):
+        Predictor.from_run_dir(broken)
