@@ -24,7 +24,7 @@ from torch import nn
 
 from .config import MethodConfig, RunConfig
 from .data.modalities import split_sentences
-from .data.prepare import MAX_ITEMS, PreparedModality
+from .data.prepare import MAX_ITEMS, STANDARDISE_AXES, PreparedModality
 from .encoders import build_encoder, embed
 from .encoders.text_embedder import TextEmbedder
 from .errors import ConfigError, DataError, RunDirError
@@ -46,6 +46,10 @@ MODEL_FILE = "model.json"                       # the modalities' names and kind
 CALIBRATION_FILE = "calibration.json"
 REQUIRED = (f"{CHECKPOINTS}/{CANDIDATES_FILE}", f"{CHECKPOINTS}/{CONCEPTS_FILE}", f"{CHECKPOINTS}/{TEACHER_FILE}",
             CALIBRATION_FILE)
+
+
+# the student's input tables kept with the model: standardisation, and audio's sample rate (its spectrogram's)
+INPUT_TABLES = ("mean", "std", "rate")
 
 
 def student_file(method: str) -> str:
@@ -192,12 +196,22 @@ class DistilledModel:
         return nn.functional.normalize(enc(x).float(), dim=-1)
 
     def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        """New inputs scaled with the training statistics; their shape must be the training shape, except along
+        the axes the scaling is shared over (time steps, pixels, waveform samples)."""
         mean, std = self.input_scaling.get("mean"), self.input_scaling.get("std")
         if mean is None:
             return x
-        if tuple(x.shape[1:]) != tuple(mean.shape[1:]):
-            raise DataError(f"input rows have shape {tuple(x.shape[1:])}, the model expects {tuple(mean.shape[1:])}")
+        free = set(STANDARDISE_AXES.get(self.roles.student_kind, ()))
+        want = tuple("any" if a in free else n for a, n in enumerate(mean.shape) if a > 0)
+        if x.ndim != mean.ndim or any(w not in ("any", n) for w, n in zip(want, x.shape[1:])):
+            raise DataError(f"input rows have shape {tuple(x.shape[1:])}, the model expects {want}")
         return (x.float() - mean) / std
+
+    @property
+    def sample_rate(self) -> int | None:
+        """Audio students: the sample rate their spectrogram was trained at (new recordings must have it)."""
+        rate = self.input_scaling.get("rate")
+        return None if rate is None else int(rate)
 
     @torch.no_grad()
     def score_inputs(self, method: str, x: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
@@ -366,6 +380,10 @@ def _stand_in(model: DistilledModel, kind: str) -> PreparedModality:
         x = torch.zeros(1, 1, dtype=torch.long)
     elif "mean" in model.input_scaling:
         x = torch.zeros((1, *model.input_scaling["mean"].shape[1:]))
+        if kind == "audio":
+            if model.sample_rate is None:
+                raise RunDirError("the audio student's sample rate is missing (damaged checkpoint)")
+            tables["rate"] = model.input_scaling["rate"]
     else:
         raise RunDirError(f"cannot rebuild a {kind} student without the run's data")
     return PreparedModality("student", kind, x, tables, sentences=[""], text_model=model.embedder.model_path)

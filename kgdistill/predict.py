@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .data.modalities import MODALITY_READERS
+from .data.modalities import MODALITY_READERS, OptionError
 from .errors import DataError
 from .graph.loader import load_graph
 from .model import REQUIRED, DistilledModel
@@ -69,7 +69,11 @@ class Predictor:
     def predict_file(self, path: str | Path, top_k: int = 10) -> list[list[Prediction]]:
         path = Path(path)
         kind = self.model.roles.student_kind
-        mod = MODALITY_READERS.get(kind)("input", path)
+        rate = self.model.sample_rate
+        try:  # audio: WAV files must have the rate the model was trained at
+            mod = MODALITY_READERS.get(kind)("input", path, **({"rate": rate} if rate else {}))
+        except OptionError as exc:
+            raise DataError(str(exc), source=str(path)) from None
         if kind == "text":
             return self.predict_texts(mod.values, top_k)
         x = torch.from_numpy(np.asarray(mod.values, dtype=np.float32))

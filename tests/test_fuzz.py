@@ -482,7 +482,7 @@ def check_dataset(d: PairedDataset) -> None:
             assert all(items and all(items) for items in m.values)
         else:
             assert m.values.dtype == np.float32 and np.isfinite(m.values).all()
-            assert m.values.ndim == (2 if m.kind == "vector" else 3)
+            assert m.values.ndim == {"vector": 2, "timeseries": 3, "image": 4, "audio": 2}[m.kind]
 
 
 @pytest.mark.parametrize("target", DATASET_FILES)

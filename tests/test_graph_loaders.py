@@ -306,7 +306,41 @@ def test_graphml_and_csv_match_turtle(faults):
         assert_same_graph(g, faults)
 
 
-@pytest.mark.parametrize("name", ["machine_faults.ttl", "digit_shapes.ttl", "activities.ttl"])
+# CMU Pronouncing Dictionary (cmudict-0.7b) entries of the digit names, stress marks dropped; ZERO has two
+CMUDICT = {0: "Z IH R OW", 1: "W AH N", 2: "T UW", 3: "TH R IY", 4: "F AO R", 5: "F AY V", 6: "S IH K S",
+           7: "S EH V AH N", 8: "EY T", 9: "N AY N"}
+
+
+def test_spoken_digits_turtle():
+    g = load_graph(GRAPHS / "spoken_digits.ttl")
+    shapes = load_graph(GRAPHS / "digit_shapes.ttl")
+
+    def linked(d, rel):
+        return {g.ids[j] for i, j, r in zip(g.edge_src, g.edge_dst, g.edge_rel) if g.ids[i] == d
+                and g.relations[r] == rel}
+
+    for d, pron in CMUDICT.items():
+        node = f"digit:d{d}"
+        want = {f"ph:{p}" for p in pron.split()} | ({"ph:IY"} if d == 0 else set())   # ZERO(1): Z IY R OW
+        assert linked(node, "spk:hasPhoneme") == want, node
+        assert linked(node, "spk:beginsWith") == {f"ph:{pron.split()[0]}"}
+        assert linked(node, "dig:hasPart") == {shapes.ids[j] for i, j, r in
+                                               zip(shapes.edge_src, shapes.edge_dst, shapes.edge_rel)
+                                               if shapes.ids[i] == node and shapes.relations[r] == "dig:hasPart"}
+    shared = {(a, b): linked(f"digit:d{a}", "spk:hasPhoneme") & linked(f"digit:d{b}", "spk:hasPhoneme")
+              for a, b in [(6, 7), (4, 5), (5, 9), (0, 3), (1, 7), (2, 8)]}
+    assert shared == {(6, 7): {"ph:S"}, (4, 5): {"ph:F"}, (5, 9): {"ph:AY"}, (0, 3): {"ph:R", "ph:IY"},
+                      (1, 7): {"ph:AH", "ph:N"}, (2, 8): {"ph:T"}}
+    assert has_edge(g, "ph:S", "spk:Fricative", "broader") and has_edge(g, "ph:AY", "spk:Diphthong", "broader")
+    assert g.names[g.idx("ph:TH")] == "th sound /θ/" and "ARPAbet TH" in g.texts[g.idx("ph:TH")]
+    assert g.relation_counts() == {"broader": 68, "dig:confusableWith": 7, "dig:hasPart": 28, "spk:beginsWith": 10,
+                                   "spk:hasPhoneme": 31, "spk:stressedVowel": 10}
+    assert sorted(g.roots(["broader"])) == ["dig:StrokeShape", "digit:HandwrittenDigit", "spk:SpeechSound",
+                                             "spk:SpokenNumeral"]
+    assert all(g.texts) and g.num_nodes == 62
+
+
+@pytest.mark.parametrize("name", ["machine_faults.ttl", "digit_shapes.ttl", "activities.ttl", "spoken_digits.ttl"])
 def test_save_csv_round_trip(tmp_path, name):
     g = load_graph(GRAPHS / name)
     assert_same_graph(load_graph(g.save_csv(tmp_path / "out")), g)

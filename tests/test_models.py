@@ -48,7 +48,8 @@ def test_padding_does_not_leak_into_set_encoders():
 
 
 def test_unknown_encoder_names_the_choices():
-    with pytest.raises(ConfigError, match="unknown encoder 'cnn'; expected one of: concept_set, conv1d, mlp, text, wdcnn"):
+    with pytest.raises(ConfigError, match="unknown encoder 'cnn'; expected one of: concept_set, conv1d, conv2d, logmel, mlp, text, "
+                                          "wdcnn"):
         ENCODERS.get("cnn")
 
 

@@ -3,12 +3,17 @@
 Kinds: ``vector`` (.npy [N, D] or .csv), ``timeseries`` (.npy [N, C, T]),
 ``text`` (.txt, one sample per line), ``concept_set`` (.txt, one sample per line,
 graph concept ids separated by whitespace, ``,`` or ``;``; an id written ``-ID`` is a finding
-explicitly absent, e.g. an excluded phenotype, which is information, not a missing value).
+explicitly absent, e.g. an excluded phenotype, which is information, not a missing value); ``image``
+and ``audio`` live in their own modules (image.py, audio.py), registered when ``kgdistill.data`` is imported.
+
+A reader is called ``reader(name, path, **options)``, the options being the modality's
+other keys in dataset.yaml (``rate`` for audio); a reader lists the ones it takes in
+``reader.options`` and rejects a bad value with ``OptionError("key: what was expected")``.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +21,10 @@ import numpy as np
 
 from ..errors import DataError
 from ..registry import Registry
+
+class OptionError(ValueError):
+    """A modality option in dataset.yaml has a bad value; the loader names the key and the file."""
+
 
 MODALITY_READERS: Registry[Callable[[str, Path], "Modality"]] = Registry("modality kind")
 
@@ -25,17 +34,18 @@ class Modality:
     name: str
     kind: str
     path: Path
-    values: Any  # np.ndarray for vector/timeseries, list[str] for text, list[list[str]] for concept_set
+    values: Any  # np.ndarray for vector/timeseries/image/audio, list[str] for text, list[list[str]] for concept_set
+    meta: dict[str, Any] = field(default_factory=dict)  # what the values need beside them: audio's sample rate
 
     def __len__(self) -> int:
         return len(self.values)
 
     def subset(self, idx: np.ndarray) -> "Modality":
         vals = self.values[idx] if isinstance(self.values, np.ndarray) else [self.values[i] for i in idx]
-        return Modality(self.name, self.kind, self.path, vals)
+        return Modality(self.name, self.kind, self.path, vals, dict(self.meta))
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError("file not found", source=str(path))
     raw = path.read_bytes()
@@ -52,7 +62,7 @@ def _read_lines(path: Path) -> list[str]:
     return [ln.rstrip("\r") for ln in lines]
 
 
-def _check_finite(arr: np.ndarray, path: Path, lines: list[int] | None = None) -> None:
+def check_finite(arr: np.ndarray, path: Path, lines: list[int] | None = None) -> None:
     """NaN or infinity: named by the line a text editor shows (text files) or the sample number (.npy)."""
     bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
     if bad.any():
@@ -77,7 +87,7 @@ def _read_number_rows(path: Path) -> tuple[np.ndarray, list[int]]:
     skipped, provided it has as many fields as the rows below it.
     """
     delim = "\t" if path.suffix == ".tsv" else ","
-    lines = _read_lines(path)
+    lines = read_lines(path)
     start = 1
     if lines and lines[0].strip() and not any(_is_number(x) for x in lines[0].split(delim)):
         start = 2  # a header: checked against the first row below
@@ -106,6 +116,20 @@ def _read_number_rows(path: Path) -> tuple[np.ndarray, list[int]]:
 
 
 def _load_array(path: Path) -> np.ndarray:
+    """A checked float32 array: numbers, at least one row, all finite."""
+    arr, lines = _read_array(path)
+    arr = arr.astype(np.float32)
+    check_finite(arr, path, lines)
+    return arr
+
+
+def read_number_array(path: Path) -> np.ndarray:
+    """An .npy/.csv/.tsv array of numbers with at least one row, in the file's own dtype (not yet checked finite)."""
+    return _read_array(path)[0]
+
+
+def _read_array(path: Path) -> tuple[np.ndarray, list[int] | None]:
+    """The array, and for a text file the line each row came from."""
     if not path.is_file():
         raise DataError("file not found", source=str(path))
     lines = None
@@ -124,9 +148,7 @@ def _load_array(path: Path) -> np.ndarray:
         raise DataError("a single number, not an array; expected one row per sample", source=str(path))
     if arr.size == 0 or len(arr) == 0:
         raise DataError("empty array; expected one row per sample", source=str(path))
-    arr = arr.astype(np.float32)
-    _check_finite(arr, path, lines)
-    return arr
+    return arr, lines
 
 
 @MODALITY_READERS.register("vector")
@@ -138,19 +160,25 @@ def read_vector(name: str, path: Path) -> Modality:
 
 
 @MODALITY_READERS.register("timeseries")
-def read_timeseries(name: str, path: Path) -> Modality:
+def read_timeseries(name: str, path: Path, rate: float | None = None) -> Modality:
+    """``rate`` (Hz, optional): series that give one are windows of the same moments (checked by the loader)."""
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < float("inf")):
+        raise OptionError(f"rate: expected a sampling rate in Hz (a positive number), got {rate!r}")
     arr = _load_array(path)
     if arr.ndim == 2:
         arr = arr[:, None, :]
     if arr.ndim != 3:
         raise DataError(f"array of shape {arr.shape}; a time-series modality needs [samples, channels, steps]",
                         source=str(path))
-    return Modality(name, "timeseries", path, arr)
+    return Modality(name, "timeseries", path, arr, {} if rate is None else {"rate": float(rate)})
+
+
+read_timeseries.options = ("rate",)  # type: ignore[attr-defined]
 
 
 @MODALITY_READERS.register("text")
 def read_text(name: str, path: Path) -> Modality:
-    lines = _read_lines(path)
+    lines = read_lines(path)
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             raise DataError("empty text; expected one non-empty text per line", source=str(path), line=n)
@@ -178,7 +206,7 @@ def concept_ids(items: list[str]) -> list[str]:
 @MODALITY_READERS.register("concept_set")
 def read_concept_set(name: str, path: Path) -> Modality:
     sets = []
-    for n, line in enumerate(_read_lines(path), start=1):
+    for n, line in enumerate(read_lines(path), start=1):
         items = list(dict.fromkeys(x for x in _SEP.split(line.strip()) if x))
         if not items:
             raise DataError("empty concept set; expected at least one concept id", source=str(path), line=n)
@@ -192,7 +220,6 @@ def read_concept_set(name: str, path: Path) -> Modality:
                             source=str(path), line=n)
         sets.append(items)
     return Modality(name, "concept_set", path, sets)
-
 
 
 

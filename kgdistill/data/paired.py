@@ -31,10 +31,9 @@ import numpy as np
 
 from ..errors import DataError
 from ..yamlfile import load_yaml_file
-from .modalities import MODALITY_READERS, Modality, split_signed
+from .modalities import MODALITY_READERS, Modality, OptionError, split_signed
 
 SPLITS = ("train", "val", "test")
-MODALITY_KEYS = ("kind", "path", "rate")
 
 
 @dataclass
@@ -202,20 +201,23 @@ def load_paired(path: str | Path) -> PairedDataset:
     spath = dataset_file(root, spec.get("samples", "samples.tsv"), "samples", yml)
     ids, labels, splits, sl, sample_lines = _read_samples(spath)
     modalities: dict[str, Modality] = {}
-    rates: dict[str, float] = {}
     for name, m in mods_spec.items():
         name = str(name)
         if not isinstance(m, dict) or "kind" not in m or "path" not in m:
             raise DataError(f"modalities.{name}: expected {{kind, path}}", source=str(yml))
-        if unknown := sorted(str(k) for k in m if k not in MODALITY_KEYS):
-            raise DataError(f"modalities.{name}: unknown key {unknown[0]!r}; expected {', '.join(MODALITY_KEYS)}",
-                            source=str(yml))
-        if "rate" in m:
-            rates[name] = _rate(m["rate"], str(m["kind"]), f"modalities.{name}.rate", yml)
         kind = str(m["kind"])
         if kind not in MODALITY_READERS:
             raise DataError(f"modalities.{name}.kind {kind!r}; expected one of {MODALITY_READERS.names()}", source=str(yml))
-        mod = MODALITY_READERS.get(kind)(name, dataset_file(root, m["path"], f"modalities.{name}.path", yml))
+        reader = MODALITY_READERS.get(kind)
+        options = {str(k): v for k, v in m.items() if k not in ("kind", "path")}
+        allowed = getattr(reader, "options", ())
+        if unknown := sorted(set(options) - set(allowed)):
+            raise DataError(f"modalities.{name}: unknown key {unknown[0]!r} for kind {kind}; expected kind, path"
+                            + "".join(f", {k}" for k in allowed), source=str(yml))
+        try:
+            mod = reader(name, dataset_file(root, m["path"], f"modalities.{name}.path", yml), **options)
+        except OptionError as exc:  # an option's value: "rate: expected ..."
+            raise DataError(f"modalities.{name}.{exc}", source=str(yml)) from None
         if len(mod) != len(ids):
             hint = ""
             if len(mod) == len(ids) + 1 and mod.path.suffix in (".csv", ".tsv", ".txt") and kind in ("vector", "timeseries"):
@@ -223,6 +225,7 @@ def load_paired(path: str | Path) -> PairedDataset:
             raise DataError(f"{len(mod)} rows, expected {len(ids)} (one per sample in {spath.name}){hint}",
                             source=str(mod.path))
         modalities[name] = mod
+    rates = {n: float(mod.meta["rate"]) for n, mod in modalities.items() if mod.kind == "timeseries" and "rate" in mod.meta}
     _check_paired_series(modalities, rates, yml)
     names = list(modalities)
     teacher = str(spec.get("teacher", names[0]))
@@ -250,14 +253,6 @@ def load_paired(path: str | Path) -> PairedDataset:
         teacher=teacher, student=student, meta=dict(spec.get("meta") or {}), samples_path=spath,
         sample_lines=sample_lines, candidates_path=cpath, candidate_lines=cand_lines, rates=rates,
     )
-
-
-def _rate(value: Any, kind: str, key: str, yml: Path) -> float:
-    if kind != "timeseries":
-        raise DataError(f"{key}: only timeseries modalities have a sampling rate, this one is {kind}", source=str(yml))
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
-        raise DataError(f"{key}: expected a sampling rate in Hz (a positive number), got {value!r}", source=str(yml))
-    return float(value)
 
 
 def _check_paired_series(modalities: dict[str, Modality], rates: dict[str, float], yml: Path) -> None:

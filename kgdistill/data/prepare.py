@@ -34,6 +34,11 @@ def _pad(rows: list[list[int]], width: int | None = None) -> torch.Tensor:
     return out
 
 
+# numeric kinds are standardised with training statistics over these axes: per feature (vector), per channel
+# (timeseries [N, C, T], image [N, C, H, W]), one scale for every waveform sample (audio [N, T]: a per-step
+# statistic would mostly measure where recordings happen to be padded)
+STANDARDISE_AXES = {"vector": (0,), "timeseries": (0, 2), "image": (0, 2, 3), "audio": (0, 1)}
+
 MAX_ITEMS = 32  # findings or sentences read per sample, in training and in prediction alike
 
 
@@ -51,11 +56,13 @@ def prepare_modality(mod: Modality, *, graph: KnowledgeGraph, node_features: tor
         table = torch.from_numpy(embedder.embed(sentences))
         return PreparedModality(mod.name, mod.kind, _pad(rows), {"sentences": table}, sentences=sentences,
                                 text_model=embedder.model_path)
-    if mod.kind in ("vector", "timeseries"):
+    if mod.kind in STANDARDISE_AXES:
         arr = np.asarray(mod.values, dtype=np.float32)
-        axes = (0,) if mod.kind == "vector" else (0, 2)
+        axes = STANDARDISE_AXES[mod.kind]
         mean = arr[train_idx].mean(axis=axes, keepdims=True)
         std = arr[train_idx].std(axis=axes, keepdims=True) + 1e-6
-        return PreparedModality(mod.name, mod.kind, torch.from_numpy((arr - mean) / std),
-                                {"mean": torch.from_numpy(mean), "std": torch.from_numpy(std)})
+        tables = {"mean": torch.from_numpy(mean), "std": torch.from_numpy(std)}
+        if mod.kind == "audio":  # the encoder's spectrogram needs it
+            tables["rate"] = torch.tensor([int(mod.meta["rate"])], dtype=torch.long)
+        return PreparedModality(mod.name, mod.kind, torch.from_numpy((arr - mean) / std), tables)
     raise ValueError(f"unknown modality kind {mod.kind}")  # pragma: no cover - readers check kinds

@@ -1,5 +1,5 @@
 """Modality encoders, all registered in :data:`ENCODERS`."""
 from .base import ENCODERS, Encoder, build_encoder, embed
-from . import concept_set, mlp, text, timeseries, wdcnn  # noqa: F401  (registration)
+from . import audio, concept_set, image, mlp, text, timeseries, wdcnn  # noqa: F401  (registration)
 
 __all__ = ["ENCODERS", "Encoder", "build_encoder", "embed"]

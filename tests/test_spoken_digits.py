@@ -1,0 +1,103 @@
+"""The spoken-digits dataset: speakers split, labels few, held-out digits never heard labelled, every recording
+paired with an image of its digit from its own split's pool, and the same folder for the same seed."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from kgdistill.data.fsdd import load_fsdd
+from kgdistill.data.paired import load_paired
+from kgdistill.data.spoken_digits import write_spoken_digits
+from kgdistill.errors import DataError
+from kgdistill.graph import load_graph
+
+SECONDS = 0.25   # short recordings keep the files small; the length rule is what is tested
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sd")
+    write_spoken_digits(root / "a", seed=0, seconds=SECONDS)
+    return root
+
+
+def rows(folder):
+    with open(folder / "samples.tsv", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def test_speakers_never_cross_splits_and_labels_are_few(built):
+    ds = load_paired(built / "a")
+    speaker = np.array([sid.split("_")[1] for sid in ds.sample_ids])
+    assert {s: sorted(set(speaker[ds.splits == s])) for s in ("train", "val", "test")} == {
+        "train": ["george", "jackson", "nicolas"], "val": ["lucas"], "test": ["theo", "yweweler"]}
+    train = ds.split_idx("train")
+    labels = np.array(ds.labels)
+    assert len(train) == 3 * 8 * 50 and len(ds.split_idx("val")) == 500 and len(ds.split_idx("test")) == 1000
+    assert sorted(set(labels[train])) == [f"digit:d{d}" for d in (0, 1, 2, 4, 5, 6, 8, 9)]  # 3 and 7: no pair
+    for d in range(10):
+        n = ds.student_labelled[train][labels[train] == f"digit:d{d}"].sum()
+        assert n == (0 if d in (3, 7) else 5), d
+    assert ds.seen == [f"digit:d{d}" for d in (0, 1, 2, 4, 5, 6, 8, 9)]
+    assert ds.candidates == [f"digit:d{d}" for d in range(10)]
+    assert (ds.teacher, ds.student) == ("digit_image", "voice")
+    ds.validate_against(load_graph(ds.graph_path).index)
+
+
+def test_each_recording_is_itself_and_pairs_with_an_image_of_its_digit(built):
+    ds = load_paired(built / "a")
+    table = rows(built / "a")
+    fsdd, images = load_fsdd(), load_digits()
+    files = {f.removesuffix(".wav"): i for i, f in enumerate(fsdd.files)}
+    voice, pics = ds.modalities["voice"], ds.modalities["digit_image"]
+    assert voice.meta == {"rate": 8000} and voice.values.shape == (2700, 2000) and pics.values.shape == (2700, 1, 8, 8)
+    for i in (0, 777, 1500, 2699):
+        w = fsdd.waves[files[ds.sample_ids[i]]]
+        n = min(len(w), 2000)
+        np.testing.assert_allclose(voice.values[i, :n], w[:n], atol=1 / 32768)   # int16 of the decoded recording
+        assert not voice.values[i, n:].any()                                     # padded with silence
+    image = np.array([int(r["image"]) for r in table])
+    digit = np.array([int(r["label"][-1]) for r in table])
+    assert (images.target[image] == digit).all()                                 # same digit
+    np.testing.assert_array_equal(pics.values[:, 0], images.images[image])
+    used = {s: set(image[ds.splits == s]) for s in ("train", "val", "test")}
+    assert not used["train"] & used["test"] and not used["train"] & used["val"] and not used["val"] & used["test"]
+    counts = np.bincount(image[ds.splits == "test"])
+    assert set(counts[counts > 0]) <= {2, 3}   # 100 test recordings of a digit share its ~36 test images evenly
+
+
+def test_same_seed_same_folder_other_seed_other_draws(built, tmp_path):
+    write_spoken_digits(tmp_path / "again", seed=0, seconds=SECONDS)
+    for f in ("samples.tsv", "voice.npy", "digit_image.npy", "dataset.yaml", "candidates.txt", "spoken_digits.ttl"):
+        assert (tmp_path / "again" / f).read_bytes() == (built / "a" / f).read_bytes(), f
+    write_spoken_digits(tmp_path / "other", seed=1, seconds=SECONDS)
+    a, b = rows(built / "a"), rows(tmp_path / "other")
+    assert [r["id"] for r in a] == [r["id"] for r in b]                           # the same recordings
+    assert [r["student_labelled"] for r in a] != [r["student_labelled"] for r in b]
+    assert [r["image"] for r in a] != [r["image"] for r in b]
+
+
+def test_teacher_may_see_the_heldout_digits(tmp_path):
+    ds = load_paired(write_spoken_digits(tmp_path / "t", seed=0, heldout=(2, 9), teacher_sees_heldout=True,
+                                         labelled_per_digit=3, seconds=SECONDS))
+    train = ds.split_idx("train")
+    labels = np.array(ds.labels)[train]
+    assert len(train) == 1500 and len(ds.seen) == 10
+    for d in range(10):
+        flags = ds.student_labelled[train][labels == f"digit:d{d}"]
+        assert len(flags) == 150 and flags.sum() == (0 if d in (2, 9) else 3)
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"heldout": (3, 3)}, r"heldout digits \[3, 3\]: expected distinct digits 0-9"),
+    ({"labelled_per_digit": 0}, r"labelled_per_digit 0: expected 1 to 50"),
+    ({"speakers": {"train": ("george",), "val": ("anna",), "test": ("theo",)}}, r"speaker 'anna'; expected some of"),
+    ({"speakers": {"train": ("george",), "val": ("theo",), "test": ("theo",)}}, r"none shared between splits"),
+])
+def test_bad_arguments_are_one_line(tmp_path, kwargs, needle):
+    with pytest.raises(DataError, match=needle):
+        write_spoken_digits(tmp_path / "x", **kwargs)
+    assert not (tmp_path / "x").exists()
