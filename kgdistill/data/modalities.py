@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..registry import Registry
+from ..text.sentences import split_sentences  # noqa: F401  (the text kind reads notes so)
 
 class OptionError(ValueError):
     """A modality option in dataset.yaml has a bad value; the loader names the key and the file."""
@@ -220,13 +221,3 @@ def read_concept_set(name: str, path: Path) -> Modality:
                             source=str(path), line=n)
         sets.append(items)
     return Modality(name, "concept_set", path, sets)
-
-
-
-_SENTENCE = re.compile(r"(?<=[.!?;])\s+")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Notes are read sentence by sentence: each sentence is one finding, mostly."""
-    parts = [p.strip() for p in _SENTENCE.split(text.strip())]
-    return [p for p in parts if p] or [text.strip()]

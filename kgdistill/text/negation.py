@@ -134,7 +134,7 @@ class ContextDetector:
 
     def classify_note(self, text: str) -> list[SentenceContext]:
         """Every sentence of a note, split as the text modality reads it (``split_sentences``)."""
-        from ..data.modalities import split_sentences
+        from .sentences import split_sentences
 
         return [self.classify(s) for s in split_sentences(text)]
 
