@@ -165,7 +165,7 @@ def graph_load(
         out: Optional[Path] = typer.Option(None, "--out", help="Save the graph as nodes.csv + edges.csv here."),
         as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
     """Read a domain graph from Neo4j into the project's typed graph (same as the file loaders)."""
-    from ..graph.neo4j_io import load_neo4j
+    from .graph.neo4j_io import load_neo4j
 
     kg = load_neo4j(uri, label, rel or None, id_property=id_property, name_property=name_property,
                     text_property=text_property, type_property=type_property, synonyms_property=synonyms_property,

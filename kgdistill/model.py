@@ -296,8 +296,6 @@ class DistilledModel:
         names = list(methods if methods is not None else cfg.student.methods)
         prepared = (task.student if task is not None else _stand_in(model, roles.student_kind)) if names else None
         for name in names:
-            if not (ck / student_file(name)).is_file():
-                raise RunDirError(f"checkpoints/{student_file(name)} is missing", source=str(rd.path))
             st = build_student(cfg, cfg.student.methods[name], prepared, concepts)
             load_state(st.encoder, ck / student_file(name), prefix="encoder.")
             load_state(st.concepts, ck / student_file(name), prefix="concepts.")

@@ -523,6 +523,21 @@ def _open_run(root: Path):
     return RunDir.open(root)
 
 
+def _open_model_files(root: Path):
+    """The run opened as the model reads it: its checkpoints must be there."""
+    from kgdistill.model import REQUIRED
+    from kgdistill.run_dir import RunDir
+
+    return RunDir.open(root, required=REQUIRED)
+
+
+def _both(*edits: Callable[[Path], None]) -> Callable[[Path], None]:
+    def edit(root: Path) -> None:
+        for e in edits:
+            e(root)
+    return edit
+
+
 def _predictor(root: Path):
     from kgdistill.predict import Predictor
 
@@ -563,7 +578,7 @@ CASES += [
          argv=lambda root: ["predict", str(root), "--text", "Seizures."], prepare=_set_status("running"), run_dir=True,
          expect=Err(RunDirError, "", None, ("run is not complete (status: running)",))),
     Case("run-missing-checkpoint", "run directory", "teacher checkpoint deleted",
-         call=_open_run, prepare=_remove("checkpoints/teacher.safetensors"), run_dir=True,
+         call=_open_model_files, prepare=_remove("checkpoints/teacher.safetensors"), run_dir=True,
          expect=Err(RunDirError, "", None, ("incomplete run directory: checkpoints/teacher.safetensors is missing",))),
     Case("run-json-truncated", "run directory", "run.json cut short",
          call=_open_run, prepare=_truncate("run.json", 20), run_dir=True,
@@ -578,9 +593,13 @@ CASES += [
          call=_predictor, prepare=lambda root: (root / "config.yaml").write_text(
              (root / "config.yaml").read_text(encoding="utf-8") + "colour: blue\n", encoding="utf-8"),
          run_dir=True, expect=Err(ConfigError, "config.yaml", None, ("colour: unknown key",))),
-    Case("run-dataset-description-damaged", "run directory", "data/dataset.yaml of the run lists no modalities",
-         call=_predictor, prepare=_write("data/dataset.yaml", "name: tiny\n"), run_dir=True,
-         expect=Err(RunDirError, "data/dataset.yaml", None, ("cannot read the student modality's kind",))),
+    Case("run-model-description-damaged", "run directory", "checkpoints/model.json lists no modalities",
+         call=_predictor, prepare=_write("checkpoints/model.json", "{}"), run_dir=True,
+         expect=Err(RunDirError, "checkpoints/model.json", None, ("damaged model description",))),
+    Case("run-dataset-description-damaged", "run directory",
+         "a run saved before checkpoints/model.json, its data/dataset.yaml listing no modalities",
+         call=_predictor, prepare=_both(_remove("checkpoints/model.json"), _write("data/dataset.yaml", "name: tiny\n")),
+         run_dir=True, expect=Err(RunDirError, "data/dataset.yaml", None, ("cannot read the modalities' kinds",))),
     Case("run-missing-student-checkpoint", "run directory", "the kg_guided student checkpoint deleted",
          call=_predictor, prepare=_remove("checkpoints/student_kg_guided.safetensors"), run_dir=True,
          expect=Err(RunDirError, "checkpoints/student_kg_guided.safetensors", None, ("checkpoint missing",))),

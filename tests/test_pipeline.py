@@ -84,7 +84,7 @@ def test_predict_ranks_concepts_with_graph_evidence(tiny_run):
     ev = next(e for r in res for e in r.evidence)
     assert ev.text in note and ev.finding_id.startswith("HP:")
     z = p.embed_texts([note, "Seizures and hypotonia."])
-    assert z.shape == (2, p.concepts.shape[1])
+    assert z.shape == (2, p.model.concepts.shape[1])
     assert torch.allclose(torch.linalg.norm(torch.from_numpy(z), dim=1), torch.ones(2), atol=1e-5)
     with pytest.raises(DataError, match="empty text"):
         p.embed_texts([" "])
@@ -308,7 +308,7 @@ def test_validation_scores_that_do_not_match_the_data_are_refused(tmp_path, tiny
     path = odd / "checkpoints" / "validation_scores.safetensors"
     kept = ValidationScores.load(path)
     ValidationScores(kept.val, ~kept.held, kept.scores).save(path)
-    with pytest.raises(RunDirError, match="scores other validation patients or held-out concepts"):
+    with pytest.raises(RunDirError, match="scores other validation samples or held-out concepts"):
         reevaluate_run(odd, tmp_path / "new", ["eval.text_baseline=mean"], progress=False, log=lambda *_: None)
     assert not (tmp_path / "new").exists()
 
