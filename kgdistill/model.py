@@ -294,7 +294,8 @@ class DistilledModel:
             load_state(model.teacher, ck / TEACHER_FILE, prefix="encoder.")
             model.teacher.eval()
         names = list(methods if methods is not None else cfg.student.methods)
-        prepared = (task.student if task is not None else _stand_in(model, roles.student_kind)) if names else None
+        prepared = (task.student if task is not None else _stand_in(model, roles.student_kind, ck / CONCEPTS_FILE)
+                    ) if names else None
         for name in names:
             st = build_student(cfg, cfg.student.methods[name], prepared, concepts)
             load_state(st.encoder, ck / student_file(name), prefix="encoder.")
@@ -370,7 +371,7 @@ def _roles_from_dataset(rd, cfg: RunConfig) -> Roles:
         raise RunDirError("cannot read the modalities' kinds from the dataset description", source=str(yml)) from None
 
 
-def _stand_in(model: DistilledModel, kind: str) -> PreparedModality:
+def _stand_in(model: DistilledModel, kind: str, tables_file: Path) -> PreparedModality:
     """A one-sample prepared modality with the right shapes, to build a student encoder without the data."""
     tables: dict[str, torch.Tensor] = {}
     if kind == "text":
@@ -380,8 +381,10 @@ def _stand_in(model: DistilledModel, kind: str) -> PreparedModality:
         x = torch.zeros((1, *model.input_scaling["mean"].shape[1:]))
         if kind == "audio":
             if model.sample_rate is None:
-                raise RunDirError("the audio student's sample rate is missing (damaged checkpoint)")
+                raise RunDirError("the audio student's sample rate is missing (damaged checkpoint)",
+                                  source=str(tables_file))
             tables["rate"] = model.input_scaling["rate"]
     else:
-        raise RunDirError(f"cannot rebuild a {kind} student without the run's data")
+        raise RunDirError(f"cannot rebuild a {kind} student without the run's data (no input scaling saved)",
+                          source=str(tables_file))
     return PreparedModality("student", kind, x, tables, sentences=[""], text_model=model.embedder.model_path)

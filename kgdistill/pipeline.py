@@ -27,7 +27,7 @@ from .results import finish_run
 from .run_dir import RunDir
 from .task import Task, build_task
 from .train.calibration_pass import calibrate
-from .train.device import pick_device, seed_everything, set_threads
+from .train.device import pick_device, seed_everything, threads
 from .train.distill import fit_models
 from .train.distributed import init_from_env, shutdown
 from .train.state import graceful_stop
@@ -117,9 +117,8 @@ def _calibration_stage(cfg: RunConfig, rd: RunDir, task: Task, state: Path, dist
 
 def _run(cfg: RunConfig, rd: RunDir, state: Path, dist, device_name: str, progress: bool, log) -> RunDir | None:
     t0 = time.perf_counter()
-    with marks_failure(rd):
+    with marks_failure(rd), threads(cfg.train.num_threads):
         seed_everything(cfg.seed)
-        set_threads(cfg.train.num_threads)
         device = pick_device(device_name)
         log(f"[kgdistill] run {rd.info['run_id']} on {device}"
             + (f" x {dist.world_size} ranks" if dist.enabled else "") + f" -> {rd.path}")

@@ -20,7 +20,7 @@ from .run_dir import RunDir, first_difference
 from .task import Task, build_task
 from .train.calibration_pass import (calibrate, calibrated_methods, calibration_samples, can_calibrate,
                                      choose_for_task, choose_holdout)
-from .train.device import pick_device, seed_everything, set_threads
+from .train.device import pick_device, seed_everything, threads
 from .train.state import graceful_stop
 
 # settings a finished run can be evaluated again with, without training its models again
@@ -99,7 +99,7 @@ def reevaluate_run(source: str | Path, out: str | Path, overrides: Sequence[str]
     t0 = time.perf_counter()
     rd = RunDir.create(out, cfg)
     try:
-        with graceful_stop():
+        with graceful_stop(), threads(cfg.train.num_threads):
             _reevaluate(src, rd, cfg, saved, trained, device, progress, log, t0)
     except BaseException as exc:
         shutil.rmtree(rd.path, ignore_errors=True)
@@ -122,7 +122,6 @@ def _reevaluate(src: RunDir, rd: RunDir, cfg: RunConfig, saved: DistilledModel, 
     if (src.path / "data" / "dataset.yaml").is_file():  # generated data: the very samples trained on
         shutil.copytree(src.path / "data", rd.path / "data")
     seed_everything(cfg.seed)
-    set_threads(cfg.train.num_threads)
     log(f"[kgdistill] run {rd.info['run_id']}: {src.path} evaluated again on {device} -> {rd.path}")
     task = build_run_task(cfg, rd, device, progress, log)
     if list(task.candidates) != saved.candidates:

@@ -239,7 +239,7 @@ def test_rate_key_is_checked(small_dataset, tmp_path):
         with pytest.raises(DataError, match=f"modalities.drive_end.rate: {msg}"):
             load_paired(folder)
     folder = _edit_yaml(_copy(small_dataset, tmp_path / "typo"), lambda s: s["modalities"]["drive_end"].update(rat=1))
-    with pytest.raises(DataError, match="modalities.drive_end: unknown key 'rat'; expected kind, path, rate"):
+    with pytest.raises(DataError, match="modalities.drive_end: unknown key 'rat' for kind timeseries; expected kind, path, rate"):
         load_paired(folder)
 
 
@@ -247,6 +247,6 @@ def test_shipped_config_reads_the_bearing_data():
     from kgdistill.config import load_config
 
     cfg = load_config(ROOT / "configs" / "bearings.yaml")
-    assert cfg.data.source == "paired" and cfg.data.path == "runs/data/bearings-load0"
+    assert cfg.data.source == "paired" and cfg.data.path == str((ROOT / "runs" / "data" / "bearings-load0").resolve())
     assert cfg.teacher.encoder.name == cfg.student.encoder.name == "wdcnn"
     assert sorted(cfg.student.methods) == ["kd", "kg_guided", "student_alone"]

@@ -105,7 +105,7 @@ def test_npy_images_grey_and_channels(tmp_path):
     ("missing-listed", r"pics.txt:2: file not found: imgs/0009.png"),
     ("climbing-listed", r"pics.txt:1: '../x.png' points outside the listing's folder"),
     ("channels-last", r"x.npy: array of shape \(3, 8, 8, 3\) looks channels-last"),
-    ("nan", r"x.npy: row 1 has NaN or infinite values"),
+    ("nan", r"x.npy: sample 2 \(array row 1\) has NaN or infinite values"),
     ("1d", r"x.npy: array of shape \(3, 4\); an image modality needs"),
     ("csv", r"x.csv: unsupported extension '.csv'; an image modality is"),
     ("count", r"imgs: 2 rows, expected 3"),
@@ -207,7 +207,7 @@ def test_npy_waveforms_need_a_rate_and_integer_pcm_is_scaled(tmp_path):
     ("unknown-key", r"dataset.yaml: modalities.voice: unknown key 'channels' for kind audio; expected kind, path, "
                     r"rate, seconds"),
     ("npy-3d", r"w.npy: array of shape \(3, 1, 4\); an audio modality needs \[samples, time steps\]"),
-    ("npy-nan", r"w.npy: row 2 has NaN or infinite values"),
+    ("npy-nan", r"w.npy: sample 3 \(array row 2\) has NaN or infinite values"),
     ("listing", r"rec.txt:3: file not found: rec/zz.wav"),
 ])
 def test_bad_audio_is_one_line_naming_the_file(tmp_path, case, needle):

@@ -105,7 +105,7 @@ def test_a_run_without_the_audio_rate_is_one_line(media_run, tmp_path):
 
     from kgdistill.errors import RunDirError
     from kgdistill.predict import Predictor
-    from kgdistill.train.checkpoint import load_tensors
+    from kgdistill.fileio import load_tensors
 
     rd, _, _ = media_run
     broken = tmp_path / "run"

@@ -83,6 +83,7 @@ def test_an_unknown_excluded_concept_is_named_without_its_sign():
 
     mod = Modality("findings", "concept_set", Path("f.txt"), [["HP:2"], ["HP:2", "-HP:9"]])
     fake = SimpleNamespace(root=Path("."), labels=["D:1", "D:1"], sample_ids=["a", "b"], candidates=["D:1"],
-                           modalities={"findings": mod})
+                           modalities={"findings": mod}, samples_path=None, sample_lines=[], candidates_path=None,
+                           candidate_lines=[])
     with pytest.raises(DataError, match=r"f.txt:2: unknown concept 'HP:9'; expected ids of the graph"):
         PairedDataset.validate_against(fake, {"D:1": 0, "HP:2": 1})

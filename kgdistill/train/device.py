@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -40,6 +41,14 @@ def seed_everything(seed: int) -> None:
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
 
 
-def set_threads(n: int | None) -> None:
+@contextlib.contextmanager
+def threads(n: int | None) -> Iterator[None]:
+    """``train.num_threads`` for the run, and the caller's thread count back afterwards: a run inside a longer
+    process (a notebook, a test session) must not change what later runs compute (CPU sums depend on it)."""
+    before = torch.get_num_threads()
     if n:
         torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
