@@ -561,6 +561,19 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         raise ConfigError(str(exc).removeprefix(f"{path}: "), source=f"--set {shown}") from None
 
 
+# kgdistill demo --task NAME: the packaged configs (full, --quick) of each demo task
+DEMO_TASKS: dict[str, tuple[str, str]] = {"simulated": ("default", "quick")}
+DEFAULT_DEMO_TASK = "simulated"
+
+
+def demo_config(task: str | None, quick: bool) -> Path:
+    """The packaged config of a demo task; an unknown task names the known ones."""
+    task = task or DEFAULT_DEMO_TASK
+    if task not in DEMO_TASKS:
+        raise ConfigError(f"--task {task!r}: unknown demo task; expected one of: {', '.join(sorted(DEMO_TASKS))}")
+    return packaged_config(DEMO_TASKS[task][1 if quick else 0])
+
+
 def packaged_config(name: str) -> Path:
     return Path(__file__).parent / "configs" / f"{name}.yaml"
 

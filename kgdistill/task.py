@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from .config import RunConfig
-from .data.hpo_benchmark import generate_hpo_benchmark
 from .data.modalities import concept_ids
 from .data.paired import PairedDataset, load_paired
 from .data.prepare import PreparedModality, prepare_modality
+from .data.sources import DATASET_WRITERS
 from .encoders.text_embedder import TextEmbedder
 from .errors import DataError
 from .eval.metrics import concept_similarity
@@ -62,11 +62,13 @@ class Task:
 
 
 def materialise_dataset(cfg: RunConfig, workdir: Path) -> PairedDataset:
-    if cfg.data.source == "hpo_benchmark":
-        if (workdir / "data" / "dataset.yaml").is_file():  # re-opening a run: reuse its generated data
-            return load_paired(workdir / "data")
-        return load_paired(generate_hpo_benchmark(workdir / "data", cfg.data.hpo, seed=cfg.seed))
-    return load_paired(Path(cfg.data.path).expanduser())
+    """The user's dataset folder (``data.source: paired``), or the one the run's data source writes into
+    ``RUN/data`` (reused when the run is opened again)."""
+    if cfg.data.source == "paired":
+        return load_paired(Path(cfg.data.path).expanduser())
+    if (workdir / "data" / "dataset.yaml").is_file():  # re-opening a run: reuse its generated data
+        return load_paired(workdir / "data")
+    return load_paired(DATASET_WRITERS.get(cfg.data.source)(workdir / "data", cfg.data, cfg.seed))
 
 
 def restrict_graph(kg: KnowledgeGraph, ds: PairedDataset) -> KnowledgeGraph:

@@ -1,0 +1,24 @@
+"""Data a run generates itself (the demos' tasks): ``data.source`` names a writer that fills ``RUN/data`` with a
+dataset folder in the paired format, from its own ``data.<section>`` settings and the run's seed.
+
+A new task registers one function; ``paired`` (the user's own folder at ``data.path``) needs no writer::
+
+    @DATASET_WRITERS.register("my_task")
+    def write_my_task(out: Path, data: DataConfig, seed: int) -> Path:   # returns the folder holding dataset.yaml
+        ...
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from ..registry import Registry
+from .hpo_benchmark import generate_hpo_benchmark
+
+DATASET_WRITERS: Registry[Callable[[Path, Any, int], Path]] = Registry("data source")
+
+
+@DATASET_WRITERS.register("hpo_benchmark")
+def write_hpo_benchmark(out: Path, data: Any, seed: int) -> Path:
+    """Patients simulated from the HPO disease annotations (``data.hpo``)."""
+    return generate_hpo_benchmark(out, data.hpo, seed=seed)
