@@ -26,12 +26,16 @@ def _default_out(name: str) -> Path:
     return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def _train(cfg, out: Optional[Path], quiet: bool, resume: bool = False) -> None:
+OVERWRITE_HELP = "Replace an unfinished run in --out (a failed run with nothing to resume is replaced anyway)."
+
+
+def _train(cfg, out: Optional[Path], quiet: bool, resume: bool = False, overwrite: bool = False) -> None:
     from .eval.report import metrics_table
     from .pipeline import run_pipeline
 
     out = out or _default_out(cfg.name)
-    rd = run_pipeline(cfg, out, progress=not quiet, log=(lambda *_: None) if quiet else print, resume=resume)
+    rd = run_pipeline(cfg, out, progress=not quiet, log=(lambda *_: None) if quiet else print, resume=resume,
+                      overwrite=overwrite)
     if rd is not None:  # None on torchrun ranks other than 0
         print(metrics_table(rd.metrics()))
         print(f"\nrun directory: {rd.path}")
@@ -43,12 +47,13 @@ def demo(quick: bool = typer.Option(False, "--quick", help="The task's reduced f
          out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: a new folder under runs/)."),
          seed: int = typer.Option(0, "--seed"),
          set_: List[str] = typer.Option([], "--set", help="Override a config key, e.g. --set student.epochs=10."),
-         quiet: bool = typer.Option(False, "--quiet")):
+         quiet: bool = typer.Option(False, "--quiet"),
+         overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP)):
     """A packaged task end to end (default: rare-disease diagnosis on the Human Phenotype Ontology)."""
     from .config import demo_config, load_config
 
     cfg = load_config(demo_config(task, quick), [f"seed={seed}", *set_])
-    _train(cfg, out, quiet)
+    _train(cfg, out, quiet, overwrite=overwrite)
 
 
 @app.command()
@@ -56,7 +61,8 @@ def train(config: Optional[Path] = typer.Argument(None, help="YAML configuration
           set_: List[str] = typer.Option([], "--set", help="Override a config key: --set a.b=value (repeatable)."),
           out: Optional[Path] = typer.Option(None, "--out"),
           resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted or killed run."),
-          quiet: bool = typer.Option(False, "--quiet")):
+          quiet: bool = typer.Option(False, "--quiet"),
+          overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP)):
     """Train teacher and students from a configuration file and evaluate them.
 
     Under torchrun (``torchrun --nproc_per_node N -m kgdistill train CONFIG``) each process trains on its slice
@@ -67,11 +73,13 @@ def train(config: Optional[Path] = typer.Argument(None, help="YAML configuration
     if resume is not None:
         if out is not None and out != resume:
             raise ConfigError("--out and --resume name different folders; --resume continues in place")
+        if overwrite:
+            raise ConfigError("--overwrite and --resume: give one (--resume continues the run, --overwrite replaces it)")
         _train(load_config(config, set_) if config is not None else None, resume, quiet, resume=True)
     elif config is None:
         raise ConfigError("train needs a CONFIG file (or --resume RUN_DIR)")
     else:
-        _train(load_config(config, set_), out, quiet)
+        _train(load_config(config, set_), out, quiet, overwrite=overwrite)
 
 
 @app.command("eval")
@@ -87,6 +95,7 @@ def eval_(run_dir: Path = typer.Argument(...), as_json: bool = typer.Option(Fals
     other settings (e.g. another text baseline) into a new run directory, without training it again."""
     from .errors import ConfigError
     from .eval.report import metrics_table
+    from .fileio import strict_json
     from .reevaluate import evaluate_run, reevaluate_run
 
     if out is None:
@@ -97,7 +106,7 @@ def eval_(run_dir: Path = typer.Argument(...), as_json: bool = typer.Option(Fals
         rd = reevaluate_run(run_dir, out, set_, device_name=device, progress=not quiet,
                             log=(lambda *_: None) if quiet else print)
         m = rd.metrics()
-    print(json.dumps(m, indent=2) if as_json else metrics_table(m))
+    print(json.dumps(strict_json(m), indent=2, allow_nan=False) if as_json else metrics_table(m))
     if out is not None and not as_json:
         print(f"\nrun directory: {out}")
 
@@ -137,11 +146,19 @@ def graph_inspect(path: Path = typer.Argument(..., help="Graph file or folder (O
                   format: str = typer.Option("auto", "--format"), as_json: bool = typer.Option(False, "--json"),
                   relation: List[str] = typer.Option([], "--relation", help="An RDF/OWL property to read as a "
                                                      "relation although it is not a declared object property "
-                                                     "(IRI or CURIE as shown; repeatable).")):
-    """Node, edge and relation counts, which predicates were not taken as relations, roots, cycles, dangling ids."""
+                                                     "(IRI or CURIE as shown; repeatable)."),
+                  candidates: Optional[Path] = typer.Option(None, "--candidates", help="A candidates.txt (one "
+                                                            "concept id per line): say which of them the graph "
+                                                            "cannot tell apart.")):
+    """Node, edge and relation counts, which predicates were not taken as relations, roots, cycles, dangling ids;
+    with --candidates, the candidates whose neighbourhoods are identical or nearly so."""
     from .graph import format_inspection, inspect_graph, load_graph
+    from .graph.distinct import candidate_report
 
-    info = inspect_graph(load_graph(path, format=format, **({"extra_relations": relation} if relation else {})))
+    kg = load_graph(path, format=format, **({"extra_relations": relation} if relation else {}))
+    info = inspect_graph(kg)
+    if candidates is not None:
+        info["indistinguishable"] = candidate_report(kg, candidates)
     print(json.dumps(info, indent=2, default=str) if as_json else format_inspection(info))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -45,8 +46,23 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float as None: JSON (RFC 8259) has no NaN, and strict parsers
+    (JavaScript's JSON.parse, jq) refuse a file that holds one.  A figure that does not exist is null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:  # numpy / torch scalars
+        return strict_json(obj.item())
+    return obj
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=False, default=float) + "\n"
+    """Strict JSON (no NaN: see :func:`strict_json`), written atomically."""
+    text = json.dumps(strict_json(obj), indent=2, sort_keys=False, allow_nan=False, default=float) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 

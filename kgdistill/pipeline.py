@@ -36,12 +36,14 @@ CALIBRATION_STATE = "calibration.json"   # in state/: the calibration pass is do
 
 
 def run_pipeline(cfg: RunConfig | None, out: str | Path, *, progress: bool = True, log=print,
-                 resume: bool = False) -> RunDir | None:
+                 resume: bool = False, overwrite: bool = False) -> RunDir | None:
     """Train, evaluate and export; returns the complete run directory (None on torchrun ranks other than 0).
 
     ``resume``: continue the run in ``out`` (its saved config runs; ``cfg``, if given, must equal it); finished
     stages are restored, the unfinished one continues from its last checkpoint.  Under torchrun every rank runs
-    this; ranks other than 0 work in a private scratch folder and write nothing the user sees."""
+    this; ranks other than 0 work in a private scratch folder and write nothing the user sees.  ``out`` may hold a
+    failed run with nothing to resume, which is replaced (``overwrite``: any unfinished run; see
+    :meth:`RunDir.replaceable`)."""
     known = cfg if cfg is not None else RunDir.open(out, require_complete=False).config()
     dist, device_name = init_from_env(known.train.device)
     with contextlib.ExitStack() as scope:
@@ -55,7 +57,7 @@ def run_pipeline(cfg: RunConfig | None, out: str | Path, *, progress: bool = Tru
             rd = RunDir.create(scratch / "run", cfg)
             progress, log = False, (lambda *_: None)
         elif not resume:
-            rd = RunDir.create(out, cfg)
+            rd = RunDir.create(out, cfg, overwrite=overwrite, log=log)
         state = Path(out) / "state"  # rank 0 writes it; every rank reads it on resume
         with graceful_stop():
             return _run(cfg, rd, state, dist, device_name, progress, log)

@@ -34,7 +34,7 @@ def evaluate_run(path: str | Path, device_name: str = "cpu") -> dict:
     device = pick_device(device_name)
     task = build_task(cfg, rd.path, device)
     methods, _ = evaluate(cfg, task, DistilledModel.load(rd.path, task), device)
-    return {"run_id": rd.info["run_id"], "chance_top1": 1.0 / task.num_candidates,
+    return {"run_id": rd.info["run_id"], "num_candidates": task.num_candidates, "chance_top1": 1.0 / task.num_candidates,
             "chance_top10": min(10, task.num_candidates) / task.num_candidates, "methods": methods}
 
 

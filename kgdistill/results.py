@@ -3,6 +3,7 @@ metrics, the model's checkpoints, alignments, plots and report; the run is marke
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -10,10 +11,12 @@ import torch
 from .config import RunConfig
 from .eval.evaluate import method_metrics
 from .fileio import write_json_atomic
+from .graph.distinct import indistinguishable, warning_line
 from .model import TEACHER, DistilledModel
 from .run_dir import RunDir
 from .store.run_alignments import AlignmentInputs, write_alignments
 from .task import Task
+from .train.calibration_pass import skip_reason
 
 KG_GUIDED = "kg_guided"        # the method the alignments, plots and report follow
 TEXT_BASELINE = "text_baseline"          # the baseline row of a text student: training-free, reads the graph
@@ -50,12 +53,17 @@ def finish_run(cfg: RunConfig, rd: RunDir, task: Task, model: DistilledModel, de
     """Evaluate the test set and write everything a complete run holds (``weights``: the model's too); mark it
     complete."""
     methods, final = evaluate(cfg, task, model, device)
+    why = skip_reason(cfg, task)
+    warnings = run_warnings(task, training)
+    for w in warnings:
+        log(f"[kgdistill] warning: {w}")
     metrics = {
         "run_id": rd.info["run_id"], "dataset": task.ds.name, "num_candidates": task.num_candidates,
         "num_seen": int(task.seen.sum()), "num_unseen": int((~task.seen).sum()),
         "num_test": int(len(task.idx("test"))), "chance_top1": 1.0 / task.num_candidates,
         "chance_top10": min(10, task.num_candidates) / task.num_candidates,
-        "methods": methods, "training": training, **extra,
+        "roles": asdict(model.roles), "calibration_pass": {"ran": why is None, "reason": why},
+        "methods": methods, "training": training, "warnings": warnings, **extra,
         "device": str(device), "seconds": round(time.perf_counter() - t0, 1),
     }
     model.save(rd.path, weights=weights)
@@ -69,6 +77,24 @@ def finish_run(cfg: RunConfig, rd: RunDir, task: Task, model: DistilledModel, de
     write_report(rd, metrics)
     rd.mark_complete()
     log(f"[kgdistill] complete in {time.perf_counter() - t0:.1f}s: {rd.path / 'report.md'}")
+
+
+def run_warnings(task: Task, training: dict) -> list[str]:
+    """What a user should know before trusting the figures: a teacher that ranks validation samples worse than
+    the student trained alone (distilling from it can only hurt), and unseen candidates the graph cannot tell
+    apart (zero-shot figures on them are chance or below)."""
+    out = []
+    t, s = (training.get(k, {}).get("best_val_mrr") for k in ("teacher", "student_alone"))
+    if t is not None and s is not None and t < s:
+        out.append(f"the teacher ranks validation samples worse than the student trained alone (validation MRR "
+                   f"{t:.3f} against {s:.3f}): distilling from it can only hurt; strengthen the teacher (epochs, "
+                   "encoder, features) or check which modality should teach")
+    unseen = [c for c, seen in zip(task.candidates, task.seen) if not seen]
+    if unseen:
+        groups = indistinguishable(task.kg, unseen, among=task.candidates)
+        if groups:
+            out.append(warning_line(groups, "unseen candidates"))
+    return out
 
 
 def alignment_inputs(task: Task, model: DistilledModel, final: dict[str, torch.Tensor], z_t: torch.Tensor,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
@@ -94,10 +95,14 @@ class RunDir:
 
     # -------------------------------------------------------------- lifecycle
     @classmethod
-    def create(cls, path: str | Path, cfg: RunConfig) -> "RunDir":
+    def create(cls, path: str | Path, cfg: RunConfig, *, overwrite: bool = False, log=lambda *_: None) -> "RunDir":
+        """A new run in ``path``, which must be empty, or hold an incomplete run of kgdistill's that may go (see
+        :meth:`replaceable`; ``overwrite``: any incomplete run that is not running)."""
         path = Path(path)
         if path.exists() and any(path.iterdir()):
-            raise RunDirError("output folder exists and is not empty; choose another --out", source=str(path))
+            why = cls(path).replaceable(overwrite)
+            log(f"[kgdistill] replacing {why} in {path}")
+            shutil.rmtree(path)
         for sub in ("", "checkpoints", "alignments", "logs", "plots"):
             try:
                 (path / sub).mkdir(parents=True, exist_ok=True)
@@ -113,6 +118,29 @@ class RunDir:
             "graph_source": "", "code": code_version(),
         })
         return rd
+
+    def replaceable(self, overwrite: bool) -> str:
+        """What the existing, non-empty folder holds, when a new run may replace it: a failed run that left no
+        training state (nothing to resume), or with ``overwrite`` any run that did not complete and is not running.
+        A complete run, a running one and a folder that is not a run are never replaced (RunDirError)."""
+        path = self.path
+        if not (path / "run.json").is_file():
+            raise RunDirError("output folder exists, is not empty and holds no kgdistill run; choose another --out",
+                              source=str(path))
+        info = self.info
+        status, pid = info.get("status"), info.get("pid")
+        if status == "complete":
+            raise RunDirError("output folder holds a complete run (never replaced); choose another --out",
+                              source=str(path))
+        if (status == "running" and info.get("host") == socket.gethostname() and isinstance(pid, int)
+                and pid != os.getpid() and _alive(pid)):
+            raise RunDirError(f"output folder holds a run that is still running (pid {pid})", source=str(path))
+        resumable = any((path / "state").rglob("*.pt")) or (path / "state" / "calibration.json").is_file()
+        if overwrite or (status == "failed" and not resumable):
+            error = str(info.get("error") or "it did not complete").splitlines()[0][:160]
+            return f"the {status} run ({error})"
+        raise RunDirError(f"output folder holds an unfinished run (status: {status}); continue it with "
+                          f"kgdistill train --resume {path}, or start again with --overwrite", source=str(path))
 
     @classmethod
     def resume(cls, path: str | Path, cfg: RunConfig | None = None) -> tuple["RunDir", RunConfig]:

@@ -269,15 +269,23 @@ def pooled_severity(per_seed: dict[str, dict]) -> float | None:
     guesses weighs its severity.  None when a seed lacks the share (runs scored before it was kept)."""
     if not all("all_top1" in r for r in per_seed.values()):
         return None
-    wrong = np.array([1.0 - r["all_top1"] for r in per_seed.values()])
-    sev = np.array([r["mistake_severity"] for r in per_seed.values()])
-    return float((wrong * sev).sum() / wrong.sum()) if wrong.sum() > 0 else 0.0
+    rows = [r for r in per_seed.values() if r.get("mistake_severity") is not None]  # a seed without a mistake: none
+    wrong = np.array([1.0 - r["all_top1"] for r in rows])
+    sev = np.array([r["mistake_severity"] for r in rows], dtype=float)
+    return float((wrong * sev).sum() / wrong.sum()) if wrong.sum() > 0 else None
+
+
+def _stats(values: list) -> dict:
+    """Mean and spread over the seeds that have the figure (a method without a wrong guess has no mistake
+    severity: it is left out, not counted as 0); ``n``: how many seeds that is."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if not len(v):
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
 
 
 def summarise(task: BenchTask, seeds: list[int], results: dict) -> dict:
-    summary = {m: {k: {"mean": float(np.mean([r[k] for r in per.values()])),
-                       "std": float(np.std([r[k] for r in per.values()], ddof=1)) if len(per) > 1 else 0.0}
-                   for k in next(iter(per.values()))}
+    summary = {m: {k: _stats([r.get(k) for r in per.values()]) for k in next(iter(per.values()))}
                for m, per in results.items()}
     pooled = {m: v for m, per in results.items() if (v := pooled_severity(per)) is not None}
     return {"description": task.description, "config": task.config, "seeds": seeds, "results": results,
@@ -333,7 +341,7 @@ def check_targets(task: BenchTask, summary: dict, pooled: dict[str, float] | Non
 
     non_graph = [m for m in (*BASELINES, *(() if task.baseline_reads_graph else (NEAREST_CENTROID,))) if m in summary]
     out: dict[str, dict] = {}
-    for key in ("seen_top1", "seen_top1_uncalibrated"):
+    for key in ("seen_top1", "seen_top1_uncalibrated") if non_graph else ():
         best = max(non_graph, key=lambda m: mean(m, key) if mean(m, key) is not None else -1.0)
         if mean("kg_guided", key) is None or mean(best, key) is None:
             continue
@@ -374,8 +382,9 @@ def plot(name: str, res: dict, path: Path) -> None:
     w = 0.8 / len(keys)
     fig, ax = plt.subplots(figsize=(max(8, 0.8 * len(methods)), 4))
     for i, k in enumerate(keys):
-        mu = [100 * summary[m][k]["mean"] if k in summary[m] else np.nan for m in methods]
-        sd = [100 * summary[m][k]["std"] if k in summary[m] else 0.0 for m in methods]
+        mu = [100 * summary[m][k]["mean"] if summary[m].get(k, {}).get("mean") is not None else np.nan
+              for m in methods]
+        sd = [100 * summary[m][k]["std"] if summary[m].get(k, {}).get("std") is not None else 0.0 for m in methods]
         ax.bar(x + (i - (len(keys) - 1) / 2) * w, mu, w, yerr=sd, capsize=2, label=k.replace("_", " "))
     ax.set_xticks(x, methods, rotation=35, ha="right")
     ax.set_ylabel("% (mean ± sd over seeds)")
@@ -393,7 +402,7 @@ def table(res: dict) -> str:
 
     def cell(m: str, k: str, scale: float = 100.0, fmt: str = "{:.1f} ± {:.1f}") -> str:
         v = s[m].get(k)
-        return fmt.format(scale * v["mean"], scale * v["std"]) if v else "–"
+        return fmt.format(scale * v["mean"], scale * v["std"]) if v and v["mean"] is not None else "–"
 
     rows = ["| method | seen top-1 | seen top-1 uncal. | unseen top-1 | unseen top-10 | H (top-1) | mistake severity |",
             "|---|---|---|---|---|---|---|"]

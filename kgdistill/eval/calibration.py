@@ -79,14 +79,15 @@ def choose_calibrations(methods: dict[str, tuple[bool, bool]], scores: dict[str,
                         gammas: list[float], betas: list[float]) -> dict[str, Calibration]:
     """Each method's calibration, ``methods``: name -> (calibrate, fusion); ``scores``: their raw scores on
     validation samples with truth ``y``, from models trained without the seen concepts ``heldout_mask``;
-    ``baseline``: the text baseline's scores of those samples (what a fused method adds).  A fused method also
-    gets ``<name>_no_fusion``: its calibration without the baseline."""
+    ``baseline``: the text baseline's scores of those samples (what a fused method adds; None: there is none).
+    A fused method also gets ``<name>_no_fusion``, its calibration without the baseline, when there is one to
+    leave out (without, the two rows would be the same)."""
     out: dict[str, Calibration] = {}
     for m, (do_cal, fusion) in methods.items():
         g = gammas if do_cal else [0.0]
         out[m] = choose_calibration(scores[m], y, trained_mask, heldout_mask, baseline if fusion else None, g,
                                     betas if fusion else [0.0])
-        if fusion:
+        if fusion and baseline is not None:
             out[m + "_no_fusion"] = choose_calibration(scores[m], y, trained_mask, heldout_mask, None, g, [0.0])
     return out
 

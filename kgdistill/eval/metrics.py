@@ -51,11 +51,13 @@ def concept_similarity(reach: list[set[int]]) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
 
 
-def mistake_severity(scores: torch.Tensor, y: torch.Tensor, similarity: torch.Tensor) -> dict[str, float]:
-    """How far wrong top-1 guesses land from the truth in the graph: mean of 1 - Jaccard (lower is better)."""
+def mistake_severity(scores: torch.Tensor, y: torch.Tensor, similarity: torch.Tensor) -> dict[str, float | None]:
+    """How far wrong top-1 guesses land from the truth in the graph: mean of 1 - Jaccard (lower is better).
+    With no wrong guess there is no severity: ``mean`` is None (not 0, which would read as a perfect severity and
+    pull an average over seeds down)."""
     pred = scores.argmax(1)
     wrong = pred != y
     if not bool(wrong.any()):
-        return {"mean": 0.0, "n_mistakes": 0}
+        return {"mean": None, "n_mistakes": 0}
     sev = 1.0 - similarity[pred[wrong], y[wrong]]
     return {"mean": float(sev.mean()), "n_mistakes": int(wrong.sum())}

@@ -12,50 +12,100 @@ ORDER = ("teacher", "text_baseline", "nearest_centroid", "prototype", "student_a
          "kg_guided_no_fusion")
 
 
+# what each row is, by the kind of student (the report explains the rows a run has)
+ROW_MEANING = {
+    "teacher": "the rich modality's model (it trains the GNN; the students learn from it)",
+    "text_baseline": "training-free: each note compared with every concept's linked findings in the graph",
+    "nearest_centroid": "the labelled student samples' class centroids (no graph; cannot rank unseen concepts)",
+    "prototype": "the baseline row of a run made before it was named text_baseline / nearest_centroid",
+    "student_alone": "the student trained on its few labels alone",
+    "kd": "the student distilled from the teacher (KD), scored against a free embedding table",
+    "kg_guided": "the graph-guided student: scored against the GNN's concept embeddings"
+                 " (fused: plus beta x the text baseline)",
+    "kg_guided_no_fusion": "the graph-guided student's own space, without the text baseline",
+}
+
+
 def _fmt(v) -> str:
     return "–" if v is None else f"{100 * v:.1f}"
+
+
+def _sev(v) -> str:
+    return "–" if v is None or v != v else f"{v:.3f}"
+
+
+def shown_k(metrics: dict) -> list[int]:
+    """The top-k figures that mean something: k below the number of candidates (top-10 of 10 is always 100%)."""
+    k_all = sorted({int(k[3:]) for e in metrics["methods"].values() for g in ("seen", "unseen")
+                    for k in e.get(g, {}) if k.startswith("top")})
+    n = metrics.get("num_candidates") or round(1 / metrics["chance_top1"])
+    return [k for k in k_all if k < n] or k_all[:1]
 
 
 def metrics_table(metrics: dict) -> str:
     methods = metrics["methods"]
     names = [m for m in ORDER if m in methods] + sorted(m for m in methods if m not in ORDER)
-    lines = ["| method | seen top-1 | seen top-10 | seen MRR | unseen top-1 | unseen top-10 | unseen MRR | H (top-1) | mistake severity |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    ks = shown_k(metrics)
+    cols = [f"{g} top-{k}" for g in ("seen", "unseen") for k in ks]
+    head = ["method", *cols[:len(ks)], "seen MRR", *cols[len(ks):], "unseen MRR", "H (top-1)", "mistake severity"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in names:
         e = methods[m]
-        s, u = e.get("seen", {}), e.get("unseen", {})
-        lines.append(f"| {m} | {_fmt(s.get('top1'))} | {_fmt(s.get('top10'))} | {_fmt(s.get('mrr'))} | "
-                     f"{_fmt(u.get('top1'))} | {_fmt(u.get('top10'))} | {_fmt(u.get('mrr'))} | "
-                     f"{_fmt(e.get('harmonic_top1'))} | {e.get('mistake_severity', float('nan')):.3f} |")
+        cells = [m]
+        for g in ("seen", "unseen"):
+            d = e.get(g, {})
+            cells += [_fmt(d.get(f"top{k}")) for k in ks] + [_fmt(d.get("mrr"))]
+        cells += [_fmt(e.get("harmonic_top1")), _sev(e.get("mistake_severity"))]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _calibration_line(metrics: dict) -> str:
+    cal = metrics.get("calibration_pass") or {}
+    if cal.get("ran", True):
+        return ("Calibration (seen-score offset gamma, text-baseline weight beta) was chosen on validation samples "
+                "with some seen concepts held out as stand-ins for unseen ones; unseen concepts were never tuned on.")
+    return f"No calibration: {cal.get('reason', 'it did not run')}; every method ranks as trained."
 
 
 def write_report(rd, metrics: dict) -> Path:
     info = rd.info
     m = metrics["methods"]
-    kg, alone, kd = m.get("kg_guided", {}), m.get("student_alone", {}), m.get("kd", {})
+    roles = metrics.get("roles")
     lines = [
         f"# kgdistill run `{info['run_id']}`", "",
         f"Dataset `{metrics['dataset']}`: {metrics['num_candidates']} candidate concepts "
         f"({metrics['num_seen']} seen, {metrics['num_unseen']} unseen), {metrics['num_test']} test samples. "
         f"Chance top-1: {100 * metrics['chance_top1']:.2f}%. Device: {metrics['device']}; {metrics['seconds']} s.", "",
-        "All figures in %, ranking each test sample over **all** candidate concepts. "
-        "Calibration (seen-score offset gamma, text-baseline weight beta) was chosen on validation patients with "
-        "some seen concepts held out as stand-ins for unseen ones; unseen concepts were never tuned on.", "",
-        metrics_table(metrics), "",
-        "## What the graph added", "",
     ]
-    for name, base in (("student trained alone", alone), ("student with plain KD", kd)):
-        if kg.get("seen") and base.get("seen"):
-            d = 100 * (kg["seen"]["top1"] - base["seen"]["top1"])
-            lines.append(f"- Seen top-1 vs {name}: {d:+.1f} points.")
-    if kg.get("unseen"):
-        lines.append(f"- Unseen top-10: {100 * kg['unseen']['top10']:.1f}% "
-                     f"({kg['unseen']['top10'] / max(metrics['chance_top10'], 1e-9):.1f}x chance).")
+    if roles:
+        lines += [f"Teacher: modality `{roles['teacher']}` ({roles['teacher_kind']}); student: modality "
+                  f"`{roles['student']}` ({roles['student_kind']}).", ""]
+    lines += [f"All figures in %, ranking each test sample over **all** candidate concepts. {_calibration_line(metrics)}",
+              "", metrics_table(metrics), "", "What each row is:", ""]
+    lines += [f"- `{r}`: {ROW_MEANING[r]}" for r in ORDER if r in m and r in ROW_MEANING]
+    lines += ["", "## What the graph added", "", *_graph_added(metrics)]
+    if metrics.get("warnings"):
+        lines += ["", "## Warnings", "", *(f"- {w}" for w in metrics["warnings"])]
     lines += ["", "Plots: `plots/training_curves.png`, `plots/shared_space.png`. Config: `config.yaml`.", ""]
     path = rd.path / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _graph_added(metrics: dict) -> list[str]:
+    m = metrics["methods"]
+    kg, out = m.get("kg_guided", {}), []
+    for name, base in (("student trained alone", m.get("student_alone", {})), ("student with plain KD", m.get("kd", {}))):
+        if kg.get("seen") and base.get("seen"):
+            out.append(f"- Seen top-1 vs {name}: {100 * (kg['seen']['top1'] - base['seen']['top1']):+.1f} points.")
+    ks = shown_k(metrics)
+    if kg.get("unseen"):
+        k = max(ks)
+        chance = min(k, metrics["num_candidates"]) / metrics["num_candidates"]
+        out.append(f"- Unseen top-{k}: {100 * kg['unseen'][f'top{k}']:.1f}% ({kg['unseen'][f'top{k}'] / chance:.1f}x "
+                   "chance).")
+    return out
 
 
 def _read_log(path: Path) -> dict[str, list[float]]:

@@ -64,4 +64,9 @@ def format_inspection(d: dict[str, Any]) -> str:
         f"isolated nodes: {d['isolated']}",
         f"nodes without a name: {d['unnamed']}",
     ]
+    if "indistinguishable" in d:
+        ind = d["indistinguishable"]
+        lines.append(f"candidates the graph cannot tell apart (neighbourhood Jaccard >= {ind['threshold']}): "
+                     f"{ind['candidates_in_groups']} in {len(ind['groups'])} groups")
+        lines += [f"  {', '.join(g)}" for g in ind["groups"][:SHOWN_CYCLES * 3]]
     return "\n".join(lines)

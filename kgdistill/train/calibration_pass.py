@@ -39,9 +39,20 @@ def calibrated_methods(cfg: RunConfig, students: list[str] | None = None, *, fus
             if (students is None or m in students) and (c.fusion or not fused_only)}
 
 
+def skip_reason(cfg: RunConfig, task: Task) -> str | None:
+    """Why the calibration pass does not run (None: it runs).  It needs seen concepts to hold out (at least 5)
+    and unseen ones to calibrate for."""
+    if not cfg.calibration.enabled:
+        return "calibration.enabled is false"
+    if task.seen.all():
+        return "every candidate has labelled training samples (no unseen concept to calibrate for)"
+    if task.seen.sum() < 5:
+        return f"only {int(task.seen.sum())} candidates have labelled training samples (at least 5 are held out from)"
+    return None
+
+
 def can_calibrate(cfg: RunConfig, task: Task) -> bool:
-    """Calibration needs seen concepts to hold out (at least 5) and unseen ones to calibrate for."""
-    return bool(cfg.calibration.enabled and task.seen.sum() >= 5 and not task.seen.all())
+    return skip_reason(cfg, task) is None
 
 
 def choose_for_task(cfg: RunConfig, task: Task, methods: dict[str, tuple[bool, bool]], va: np.ndarray,
