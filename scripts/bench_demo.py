@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Run the demo over several seeds and summarise mean and spread for docs/benchmarks.md.
+"""Run the demo over several seeds and summarise mean and spread for docs/benchmarks/simulated_demo.md.
 
     .venv/bin/python scripts/bench_demo.py [--quick] [--seeds 0 1 2] [--out runs/bench-demo]
 
 Writes OUT/summary.json (every figure of every seed) and OUT/summary.md (the table pasted into
-docs/benchmarks.md).  Settings are the packaged configs' (chosen on validation data only).
+docs/benchmarks/simulated_demo.md).  Settings are the packaged configs' (chosen on validation data only).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 
     scripts/neo4j.sh start && eval "$(scripts/neo4j.sh env)"
     .venv/bin/python scripts/bench_store.py                      # both stores, ~120,000 alignments
-    .venv/bin/python scripts/bench_store.py --update-docs docs/benchmarks.md
+    .venv/bin/python scripts/bench_store.py --update-docs docs/benchmarks/store.md
 
 For each store (the embedded SQLite store and Neo4j at $KGDISTILL_NEO4J_URI):
 * **push**: a synthetic run (tests/store_fixtures.make_run_dir: K concepts, d dims, n samples x 2 modalities
@@ -240,7 +240,7 @@ def markdown(results: list[dict], meta: dict) -> str:
         f"- Reading and validating the run directory took {meta['read_s']:.1f} s and deriving the records "
         f"{meta['derive_s']:.1f} s (not included in the push rate).",
         "- Re-run: `scripts/neo4j.sh start && eval \"$(scripts/neo4j.sh env)\" && "
-        ".venv/bin/python scripts/bench_store.py --update-docs docs/benchmarks.md`.",
+        ".venv/bin/python scripts/bench_store.py --update-docs docs/benchmarks/store.md`.",
     ]
     return "\n".join(lines) + "\n"
 
