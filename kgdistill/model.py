@@ -23,8 +23,7 @@ import torch
 from torch import nn
 
 from .config import MethodConfig, RunConfig
-from .data.modalities import split_sentences
-from .data.prepare import MAX_ITEMS, STANDARDISE_AXES, PreparedModality
+from .data.prepare import STANDARDISE_AXES, PreparedModality, sentence_index
 from .encoders import build_encoder, embed
 from .encoders.text_embedder import TextEmbedder
 from .errors import ConfigError, DataError, RunDirError
@@ -175,14 +174,8 @@ class DistilledModel:
         texts = list(texts)
         if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
             raise DataError("empty text; expected at least one non-empty input")
-        per = [split_sentences(t)[:MAX_ITEMS] for t in texts]
-        uniq: dict[str, int] = {}
-        rows = [[uniq.setdefault(s, len(uniq)) for s in sents] for sents in per]
-        table = torch.from_numpy(self.embedder.embed(list(uniq)))
-        x = torch.full((len(rows), max(len(r) for r in rows)), -1, dtype=torch.long)
-        for i, r in enumerate(rows):
-            x[i, : len(r)] = torch.as_tensor(r)
-        return x, table, per
+        x, sentences, per = sentence_index(texts)
+        return x, torch.from_numpy(self.embedder.embed(sentences)), per
 
     @torch.no_grad()
     def student_vectors(self, method: str, x: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:

@@ -42,6 +42,15 @@ STANDARDISE_AXES = {"vector": (0,), "timeseries": (0, 2), "image": (0, 2, 3), "a
 MAX_ITEMS = 32  # findings or sentences read per sample, in training and in prediction alike
 
 
+def sentence_index(texts: list[str], max_items: int = MAX_ITEMS) -> tuple[torch.Tensor, list[str], list[list[str]]]:
+    """Notes as the text encoder reads them, in training and in prediction alike: rows of indices (-1 padding)
+    into the notes' unique sentences, those sentences, and each note's sentences (its first ``max_items``)."""
+    per = [split_sentences(t)[:max_items] for t in texts]
+    uniq: dict[str, int] = {}
+    rows = [[uniq.setdefault(s, len(uniq)) for s in sents] for sents in per]
+    return _pad(rows), list(uniq), per
+
+
 def prepare_modality(mod: Modality, *, graph: KnowledgeGraph, node_features: torch.Tensor, embedder,
                      train_idx: np.ndarray, max_items: int = MAX_ITEMS) -> PreparedModality:
     if mod.kind == "concept_set":  # an excluded concept (-ID) is its index + the number of nodes
@@ -49,12 +58,9 @@ def prepare_modality(mod: Modality, *, graph: KnowledgeGraph, node_features: tor
                 for items in mod.values]
         return PreparedModality(mod.name, mod.kind, _pad(rows, max_items), {"node_features": node_features})
     if mod.kind == "text":
-        per_sample = [split_sentences(t)[:max_items] for t in mod.values]
-        uniq: dict[str, int] = {}
-        rows = [[uniq.setdefault(s, len(uniq)) for s in sents] for sents in per_sample]
-        sentences = list(uniq)
+        x, sentences, _ = sentence_index(mod.values, max_items)
         table = torch.from_numpy(embedder.embed(sentences))
-        return PreparedModality(mod.name, mod.kind, _pad(rows), {"sentences": table}, sentences=sentences,
+        return PreparedModality(mod.name, mod.kind, x, {"sentences": table}, sentences=sentences,
                                 text_model=embedder.model_path)
     if mod.kind in STANDARDISE_AXES:
         arr = np.asarray(mod.values, dtype=np.float32)
