@@ -110,10 +110,29 @@ class HPOBenchmarkConfig(Strict):
         return self
 
 
+class PatientsConfig(Strict):
+    """The real-patient task (``data.source: phenopackets``): phenopacket-store 0.1.24 split by publication."""
+
+    graph: Literal["published", "independent"] = "independent"   # independent: without val/test publications
+    candidates: Literal["omim", "store"] = "omim"    # every OMIM disease of the annotations, or the store's own
+    fractions: list[float] = [0.6, 0.2, 0.2]         # train, val, test shares of patients (by publication)
+    heldout_diseases: float = Field(0.2, ge=0.0, lt=1.0)   # diseases held out whole (unseen, no training patient)
+    labelled_per_disease: int = Field(2, ge=1)       # labelled student notes per seen disease (the rest unlabelled)
+    omit_fraction: float = Field(0.2, ge=0.0, le=1.0)   # share of observed findings a note leaves out
+
+    @field_validator("fractions")
+    @classmethod
+    def _three_shares(cls, v: list[float]) -> list[float]:
+        if len(v) != 3 or min(v) < 0 or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"expected three shares train, val, test summing to 1, got {v}")
+        return v
+
+
 class DataConfig(Strict):
-    source: Literal["hpo_benchmark", "paired"] = "hpo_benchmark"
+    source: Literal["hpo_benchmark", "phenopackets", "paired"] = "hpo_benchmark"
     path: str | None = None
     hpo: HPOBenchmarkConfig = HPOBenchmarkConfig()
+    patients: PatientsConfig = PatientsConfig()
     teacher_modality: str | None = None
     student_modality: str | None = None
 
