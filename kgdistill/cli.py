@@ -138,7 +138,8 @@ def predict(run_dir: Path = typer.Argument(...),
             tag = "" if r.seen else "  [unseen: predicted from the graph]"
             print(f"{rank:>3}. {r.concept_id:<16} {r.score:+.3f}  {r.name}{tag}")
             for e in r.evidence:
-                print(f"       evidence: \"{e.text}\" -> {e.finding_id} {e.finding_name} ({e.similarity:.2f})")
+                kind = "against " if e.against else "evidence"
+                print(f"       {kind}: \"{e.text}\" -> {e.finding_id} {e.finding_name} ({e.similarity:.2f})")
 
 
 @graph_app.command("inspect")

@@ -54,7 +54,8 @@ class Task:
         """[n, K] scores of the training-free baseline row: the text baseline for a text student, else the
         nearest centroid of the labelled student training samples (which cannot rank unseen concepts)."""
         if self.text_baseline is not None:
-            return self.text_baseline.scores(self.student.x[torch.as_tensor(idx)], self.student.tables["sentences"]).cpu()
+            return self.text_baseline.scores(self.student.x[torch.as_tensor(idx)], self.student.tables["sentences"],
+                                             self.student.tables.get("polarity")).cpu()
         tr = self.idx("train")
         lab = tr[(self.y[tr] >= 0) & self.ds.student_labelled[tr]]
         return centroid_scores(self.student.x[lab], torch.as_tensor(self.y[lab]), self.student.x[idx],
