@@ -43,13 +43,15 @@ def _train(cfg, out: Optional[Path], quiet: bool, resume: bool = False, overwrit
 
 @app.command()
 def demo(quick: bool = typer.Option(False, "--quick", help="The task's reduced form (< 3 min on 2 CPU cores)."),
-         task: Optional[str] = typer.Option(None, "--task", help="Which demo: simulated (default); see the README."),
+         task: Optional[str] = typer.Option(None, "--task", help="Which demo: patients (default: real published patients, "
+                                                           "phenopacket-store) or simulated; see the README."),
          out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: a new folder under runs/)."),
          seed: int = typer.Option(0, "--seed"),
          set_: List[str] = typer.Option([], "--set", help="Override a config key, e.g. --set student.epochs=10."),
          quiet: bool = typer.Option(False, "--quiet"),
          overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP)):
-    """A packaged task end to end (default: rare-disease diagnosis on the Human Phenotype Ontology)."""
+    """A packaged task end to end (default: rare-disease diagnosis of real published patients on the Human
+    Phenotype Ontology)."""
     from .config import demo_config, load_config
 
     cfg = load_config(demo_config(task, quick), [f"seed={seed}", *set_])

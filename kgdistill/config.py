@@ -581,8 +581,10 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 # kgdistill demo --task NAME: the packaged configs (full, --quick) of each demo task
-DEMO_TASKS: dict[str, tuple[str, str]] = {"simulated": ("default", "quick")}
-DEFAULT_DEMO_TASK = "simulated"
+# task name -> (full config, quick config): "patients" ranks real published patients (phenopacket-store), the
+# default; "simulated" draws patients from the very annotations the graph holds (a graph-only scorer inverts it)
+DEMO_TASKS: dict[str, tuple[str, str]] = {"patients": ("patients", "patients_quick"), "simulated": ("default", "quick")}
+DEFAULT_DEMO_TASK = "patients"
 
 
 def demo_config(task: str | None, quick: bool) -> Path:
