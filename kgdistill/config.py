@@ -119,6 +119,7 @@ class PatientsConfig(Strict):
     heldout_diseases: float = Field(0.2, ge=0.0, lt=1.0)   # diseases held out whole (unseen, no training patient)
     labelled_per_disease: int = Field(2, ge=1)       # labelled student notes per seen disease (the rest unlabelled)
     omit_fraction: float = Field(0.2, ge=0.0, le=1.0)   # share of observed findings a note leaves out
+    note_seed: int | None = None     # the notes' wording (None: the run's seed); fixed, split seeds share a text cache
 
     @field_validator("fractions")
     @classmethod

@@ -70,6 +70,7 @@ def assign_patients(records: list[PhenopacketRecord], spec: Any, candidates: lis
     seen = {r.disease_id for r, s in zip(records, splits) if s == "train"}
     meta: dict[str, Any] = {
         "task": "phenopacket-store real patients", "store_release": STORE_RELEASE, "graph_kind": spec.graph,
+        "split_seed": seed,
         "diseases_held_out_whole": len(held), "seen_diseases": len(seen),
         "unseen_store_diseases": len({r.disease_id for r in records} - seen),
         "student_labelled_train_notes": sum(1 for s, lab in zip(splits, labelled) if s == "train" and lab),
@@ -94,7 +95,8 @@ def write_patients(out: Path, data: Any, seed: int) -> Path:
         known = set(candidate_diseases("omim"))
         candidates = sorted({r.disease_id for r in store} & known)
     result = ReadResult(records=list(store), files=len(store))
-    write_dataset(result, out, source=str(store_table_path()), fractions=list(spec.fractions), seed=seed,
+    note_seed = seed if spec.note_seed is None else spec.note_seed
+    write_dataset(result, out, source=str(store_table_path()), fractions=list(spec.fractions), seed=note_seed,
                   notes=NoteSpec(omit_fraction=spec.omit_fraction), candidates=candidates,
                   assign=lambda recs: assign_patients(recs, spec, candidates, seed))
     return Path(out) / "dataset.yaml"
