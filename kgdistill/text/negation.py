@@ -168,7 +168,16 @@ def sentence_polarity(sentences: Sequence[str]) -> np.ndarray:
     information, never support: the text baselines and the student read it so (about 1.6 ms per sentence with a
     trigger on 2 CPU cores; sentences without one are affirmed at once)."""
     det = default_detector()
-    return np.array([POLARITY[det.label(s)] for s in sentences], dtype=np.float32)
+    out = np.empty(len(sentences), dtype=np.float32)
+    for i, s in enumerate(sentences):
+        if (p := _POLARITY_SEEN.get(s)) is None:
+            p = _POLARITY_SEEN[s] = POLARITY[det.label(s)]
+        out[i] = p
+    return out
+
+
+#: sentence -> polarity, kept for the process: the runs of one benchmark read the same notes again
+_POLARITY_SEEN: dict[str, float] = {}
 
 
 def classify_sentence(sentence: str, mentions: Sequence[tuple[int, int]] | None = None) -> SentenceContext:
