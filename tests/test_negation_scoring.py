@@ -113,8 +113,7 @@ def test_predict_never_cites_a_denied_finding_as_support(tiny_run):
     node = next(i for i, t in enumerate(p.graph.types) if t == "disease"
                 and len(p.graph.edge_dst[p.graph.edge_src == i]) > 0)
     finding = p.graph.names[int(p.graph.edge_dst[p.graph.edge_src == node][0])]
-    sentences = [f"The patient has {finding.lower()}.", f"No {finding.lower()}.",
-                 f"Family history of {finding.lower()}."]
+    sentences = [f"{finding}.", f"No {finding.lower()}.", f"Family history of {finding.lower()}."]
     ev = p._evidence(node, sentences, torch.from_numpy(p.model.embedder.embed(sentences)),
                      torch.from_numpy(sentence_polarity(sentences)))
     assert [(e.text, e.against) for e in ev] == [(sentences[0], False), (sentences[1], True)]
