@@ -41,10 +41,11 @@ def test_a_dataset_with_other_candidates_or_graph_is_one_line(tiny_run, tmp_path
     data = tmp_path / "other"
     shutil.copytree(tiny_run / "data", data)
     cands = (data / "candidates.txt").read_text().split()
-    (data / "candidates.txt").write_text("\n".join(cands[:-1]) + "\n")
+    (data / "candidates.txt").write_text("\n".join([*cands, "HP:0000118"]) + "\n")   # one more to rank
     res = cli("eval", str(tiny_run), "--data", str(data))
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0
-    assert f"{data / 'candidates.txt'}: its 11 candidates differ from the 12 the run ranks" in res.stderr
+    assert (f"{data / 'candidates.txt'}: its 13 candidates differ from the 12 the run ranks (e.g. HP:0000118)"
+            in res.stderr)
     res = cli("eval", str(tiny_run), "--data", str(tmp_path / "missing"))
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
