@@ -43,13 +43,15 @@ def _train(cfg, out: Optional[Path], quiet: bool, resume: bool = False, overwrit
 
 @app.command()
 def demo(quick: bool = typer.Option(False, "--quick", help="The task's reduced form (< 3 min on 2 CPU cores)."),
-         task: Optional[str] = typer.Option(None, "--task", help="Which demo: simulated (default); see the README."),
+         task: Optional[str] = typer.Option(None, "--task", help="Which demo: patients (default: real published patients, "
+                                                           "phenopacket-store) or simulated; see the README."),
          out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: a new folder under runs/)."),
          seed: int = typer.Option(0, "--seed"),
          set_: List[str] = typer.Option([], "--set", help="Override a config key, e.g. --set student.epochs=10."),
          quiet: bool = typer.Option(False, "--quiet"),
          overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP)):
-    """A packaged task end to end (default: rare-disease diagnosis on the Human Phenotype Ontology)."""
+    """A packaged task end to end (default: rare-disease diagnosis of real published patients on the Human
+    Phenotype Ontology)."""
     from .config import demo_config, load_config
 
     cfg = load_config(demo_config(task, quick), [f"seed={seed}", *set_])
@@ -89,15 +91,25 @@ def eval_(run_dir: Path = typer.Argument(...), as_json: bool = typer.Option(Fals
           set_: List[str] = typer.Option([], "--set", help="Another eval.* setting, e.g. --set "
                                          "eval.text_baseline=mean (needs --out)."),
           out: Optional[Path] = typer.Option(None, "--out", help="Write a new complete run directory evaluated with "
-                                             "the --set settings; the trained models are reused."),
+                                             "the --set settings; the trained models are reused.  With --data: "
+                                             "a folder for metrics.json and report.md."),
+          data: Optional[Path] = typer.Option(None, "--data", help="Score the run on this dataset folder's test "
+                                              "samples instead (same candidates, the run's graph; no training)."),
           quiet: bool = typer.Option(False, "--quiet")):
-    """Re-score a finished run's test set from its checkpoints; with --set and --out, evaluate it again with
-    other settings (e.g. another text baseline) into a new run directory, without training it again."""
+    """Re-score a finished run's test set from its checkpoints; with --data, score it on another dataset folder
+    over the same graph (a new hospital's patients); with --set and --out, evaluate it again with other settings
+    (e.g. another text baseline) into a new run directory, without training it again."""
     from .errors import ConfigError
     from .eval.report import metrics_table
     from .fileio import strict_json
-    from .reevaluate import evaluate_run, reevaluate_run
+    from .reevaluate import evaluate_on_data, evaluate_run, reevaluate_run
 
+    if data is not None:
+        if set_:
+            raise ConfigError("--set and --data: score another dataset with the run's own settings")
+        m = evaluate_on_data(run_dir, data, device or "cpu", out)
+        print(json.dumps(strict_json(m), indent=2, allow_nan=False) if as_json else metrics_table(m))
+        return
     if out is None:
         if set_:
             raise ConfigError("--set needs --out: evaluating with other settings writes a new run directory")
@@ -138,7 +150,8 @@ def predict(run_dir: Path = typer.Argument(...),
             tag = "" if r.seen else "  [unseen: predicted from the graph]"
             print(f"{rank:>3}. {r.concept_id:<16} {r.score:+.3f}  {r.name}{tag}")
             for e in r.evidence:
-                print(f"       evidence: \"{e.text}\" -> {e.finding_id} {e.finding_name} ({e.similarity:.2f})")
+                kind = "against " if e.against else "evidence"
+                print(f"       {kind}: \"{e.text}\" -> {e.finding_id} {e.finding_name} ({e.similarity:.2f})")
 
 
 @graph_app.command("inspect")

@@ -31,6 +31,7 @@ from .eval.calibration import Calibration, ValidationScores, calibrations_from_j
 from .eval.text_baseline import TEXT_BASELINES, ConceptLinks, MeanTextBaseline, TextBaseline
 from .fileio import load_state, load_tensors, save_tensors, write_json_atomic
 from .gnn.concepts import CONCEPT_SOURCES, cosine_logits
+from .text.negation import sentence_polarity
 
 TEACHER = "teacher"
 NO_FUSION = "_no_fusion"   # suffix of a fused method's row scored without the text baseline
@@ -166,24 +167,27 @@ class DistilledModel:
             self._embedder = TextEmbedder.from_config(self.config.text)
         return self._embedder
 
-    def text_inputs(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
+    def text_inputs(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, list[list[str]], torch.Tensor]:
         """Notes as the model reads them: rows of sentence indices (-1 padding) into a table of sentence vectors,
-        and each note's sentences (the first ``MAX_ITEMS``, as in training)."""
+        each note's sentences (the first ``MAX_ITEMS``, as in training), and each table row's polarity
+        (+1 affirmed, -1 negated, 0 hypothetical or family; ``kgdistill.text.negation``)."""
         if self.roles.student_kind != "text":
             raise DataError(f"this run's student reads {self.roles.student_kind} input, not text")
         texts = list(texts)
         if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
             raise DataError("empty text; expected at least one non-empty input")
         x, sentences, per = sentence_index(texts)
-        return x, torch.from_numpy(self.embedder.embed(sentences)), per
+        return x, torch.from_numpy(self.embedder.embed(sentences)), per, torch.from_numpy(sentence_polarity(sentences))
 
     @torch.no_grad()
-    def student_vectors(self, method: str, x: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        """L2-normalised student-space vectors of new inputs (text: ``x`` indexes ``table``; other kinds: raw
-        values, standardised here with the training statistics)."""
+    def student_vectors(self, method: str, x: torch.Tensor, table: torch.Tensor | None = None,
+                        polarity: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalised student-space vectors of new inputs (text: ``x`` indexes ``table``, whose rows have
+        ``polarity``; other kinds: raw values, standardised here with the training statistics)."""
         enc = self.student(method).eval().encoder.cpu()
         if table is not None:
             enc.sentence_table = table.float()
+            enc.set_polarity(polarity)
         else:
             x = self.standardise(x)
         return nn.functional.normalize(enc(x).float(), dim=-1)
@@ -207,10 +211,11 @@ class DistilledModel:
         return None if rate is None else int(rate)
 
     @torch.no_grad()
-    def score_inputs(self, method: str, x: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+    def score_inputs(self, method: str, x: torch.Tensor, table: torch.Tensor | None = None,
+                     polarity: torch.Tensor | None = None) -> torch.Tensor:
         """Final scores [n, K] of new inputs for ``method``: cosine to its concepts, calibrated, and (a fused
         method on text) plus beta x the text baseline."""
-        z = self.student_vectors(method, x, table)
+        z = self.student_vectors(method, x, table, polarity)
         st = self.student(method)
         raw = z @ nn.functional.normalize(st.concepts.cpu()().float(), dim=-1).T
         baseline = None
@@ -218,12 +223,12 @@ class DistilledModel:
             if self.text_baseline.dim != table.shape[1]:
                 raise RunDirError(f"the saved text baseline reads {self.text_baseline.dim}-d text vectors, the text "
                                   f"model gives {table.shape[1]}-d (text.model_path changed since the run?)")
-            baseline = self.text_baseline.scores(x, table)
+            baseline = self.text_baseline.scores(x, table, polarity)
         return self.final_scores({method: raw}, baseline)[method]
 
     def score_texts(self, texts: Sequence[str], method: str) -> torch.Tensor:
-        x, table, _ = self.text_inputs(texts)
-        return self.score_inputs(method, x, table)
+        x, table, _, polarity = self.text_inputs(texts)
+        return self.score_inputs(method, x, table, polarity)
 
     # --------------------------------------------------------------- saving
     def save(self, run_path: str | Path, *, weights: bool = True) -> None:

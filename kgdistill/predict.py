@@ -25,6 +25,7 @@ class Evidence:
     finding_id: str
     finding_name: str
     similarity: float
+    against: bool = False     # the sentence denies the finding: evidence against the concept, never support
 
 
 @dataclass
@@ -56,14 +57,15 @@ class Predictor:
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised student-space vectors, comparable with the concepts' GNN embeddings."""
-        x, table, _ = self.model.text_inputs(texts)
-        return self.model.student_vectors(self.method, x, table).numpy()
+        x, table, _, polarity = self.model.text_inputs(texts)
+        return self.model.student_vectors(self.method, x, table, polarity).numpy()
 
     @torch.no_grad()
     def predict_texts(self, texts: Sequence[str], top_k: int = 10) -> list[list[Prediction]]:
-        x, table, per = self.model.text_inputs(texts)
-        scores = self.model.score_inputs(self.method, x, table)
-        return [self._rank(scores[i], top_k, per[i], table[x[i][x[i] >= 0]]) for i in range(len(per))]
+        x, table, per, polarity = self.model.text_inputs(texts)
+        scores = self.model.score_inputs(self.method, x, table, polarity)
+        rows = [x[i][x[i] >= 0] for i in range(len(per))]
+        return [self._rank(scores[i], top_k, per[i], table[rows[i]], polarity[rows[i]]) for i in range(len(per))]
 
     @torch.no_grad()
     def predict_file(self, path: str | Path, top_k: int = 10) -> list[list[Prediction]]:
@@ -81,20 +83,22 @@ class Predictor:
             scores = self.model.score_inputs(self.method, x)
         except DataError as exc:  # the input's shape: name the file
             raise DataError(str(exc), source=str(path)) from None
-        return [self._rank(scores[i], top_k, [], None) for i in range(len(x))]
+        return [self._rank(scores[i], top_k, [], None, None) for i in range(len(x))]
 
-    def _rank(self, scores: torch.Tensor, top_k: int, sentences: list[str], sent_emb) -> list[Prediction]:
+    def _rank(self, scores: torch.Tensor, top_k: int, sentences: list[str], sent_emb, polarity) -> list[Prediction]:
         vals, idx = scores.topk(min(top_k, len(self.candidates)))
         out = []
         for v, i in zip(vals.tolist(), idx.tolist()):
             cid = self.candidates[i]
             node = self.graph.index[cid]
             out.append(Prediction(cid, self.graph.names[node], float(v), bool(self.model.seen[i]),
-                                  self._evidence(node, sentences, sent_emb) if sentences else []))
+                                  self._evidence(node, sentences, sent_emb, polarity) if sentences else []))
         return out
 
-    def _evidence(self, node: int, sentences: list[str], sent_emb: torch.Tensor) -> list[Evidence]:
-        """Input sentences that name (closely) a finding the concept links to in the graph."""
+    def _evidence(self, node: int, sentences: list[str], sent_emb: torch.Tensor,
+                  polarity: torch.Tensor) -> list[Evidence]:
+        """Input sentences that name (closely) a finding the concept links to in the graph: affirmed ones as
+        support, negated ones as evidence against; hypothetical and family-history sentences are neither."""
         linked = self.graph.edge_dst[self.graph.edge_src == node]
         if len(linked) == 0:
             return []
@@ -102,6 +106,7 @@ class Predictor:
         emb = torch.from_numpy(self.model.embedder.embed(names))
         sim = sent_emb @ emb.T
         best, arg = sim.max(1)
-        ev = [Evidence(sentences[s], self.graph.ids[int(linked[a])], names[a], float(b))
-              for s, (b, a) in enumerate(zip(best.tolist(), arg.tolist())) if b >= self.evidence_threshold]
-        return sorted(ev, key=lambda e: -e.similarity)
+        ev = [Evidence(sentences[s], self.graph.ids[int(linked[a])], names[a], float(b), against=bool(p < 0))
+              for s, (b, a, p) in enumerate(zip(best.tolist(), arg.tolist(), polarity.tolist()))
+              if b >= self.evidence_threshold and p != 0]
+        return sorted(ev, key=lambda e: (e.against, -e.similarity))

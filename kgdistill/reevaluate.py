@@ -1,4 +1,5 @@
-"""A finished run scored again: its test set from its checkpoints (``evaluate_run``), or a new complete run that
+"""A finished run scored again: its test set from its checkpoints (``evaluate_run``), another dataset folder over
+the same graph (``evaluate_on_data``: a new hospital's patients, a newer store release), or a new complete run that
 differs from it only in ``eval.*`` settings (``reevaluate_run``), with no training."""
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .config import RunConfig, apply_overrides, read_yaml, validate_config
-from .errors import ConfigError, RunDirError, TrainingInterrupted
+from .errors import ConfigError, DataError, RunDirError, TrainingInterrupted
 from .eval.calibration import ValidationScores
 from .model import REQUIRED as MODEL_FILES, TEACHER, DistilledModel
 from .pipeline import build_run_task
@@ -36,6 +37,56 @@ def evaluate_run(path: str | Path, device_name: str = "cpu") -> dict:
     methods, _ = evaluate(cfg, task, DistilledModel.load(rd.path, task), device)
     return {"run_id": rd.info["run_id"], "num_candidates": task.num_candidates, "chance_top1": 1.0 / task.num_candidates,
             "chance_top10": min(10, task.num_candidates) / task.num_candidates, "methods": methods}
+
+
+def evaluate_on_data(path: str | Path, data: str | Path, device_name: str = "cpu",
+                     out: str | Path | None = None) -> dict:
+    """A finished run's models scored on the test samples of another dataset folder, over the run's own graph,
+    with the run's seen concepts and calibration and the same metrics (no training).  The folder must rank the
+    run's candidates, and its graph (if it names one) must hold the same concepts; ``out``: also write
+    ``metrics.json`` and ``report.md`` there."""
+    from .data.paired import load_paired
+    from .graph.loader import load_graph
+
+    rd = RunDir.open(path, required=MODEL_FILES)
+    ds = load_paired(Path(data).expanduser())
+    candidates = (rd.checkpoints / "candidates.txt").read_text(encoding="utf-8").split()
+    src = str(ds.candidates_path or ds.root / "dataset.yaml")
+    if list(ds.candidates) != candidates:
+        extra = sorted(set(ds.candidates) - set(candidates))[:1] or sorted(set(candidates) - set(ds.candidates))[:1]
+        raise DataError(f"its {len(ds.candidates)} candidates differ from the {len(candidates)} the run ranks "
+                        f"(e.g. {extra[0] if extra else 'their order'}); score a dataset over the run's candidates",
+                        source=src)
+    graph = load_graph(rd.path / "graph")
+    if ds.graph_path is not None and set(load_graph(ds.graph_path).index) - set(graph.index):
+        other = sorted(set(load_graph(ds.graph_path).index) - set(graph.index))
+        raise DataError(f"its graph holds {len(other)} concepts the run's graph lacks (e.g. {other[0]}); a run scores "
+                        "data over its own graph", source=str(ds.graph_path))
+    base = rd.config().model_dump(mode="json")
+    base["data"] |= {"source": "paired", "path": str(ds.root.resolve())}
+    base["graph"] |= {"path": str((rd.path / "graph").resolve()), "format": "auto"}
+    cfg = validate_config(base, source=str(rd.path / "config.yaml"))
+    device = pick_device(device_name)
+    model = DistilledModel.load(rd.path, methods=())
+    task = build_task(cfg, rd.path, device, seen=model.seen.numpy())
+    if len(task.idx("test")) == 0:
+        raise DataError("no test samples (split test) to score", source=str(ds.samples_path or ds.root))
+    methods, _ = evaluate(cfg, task, DistilledModel.load(rd.path, task), device)
+    metrics = {"run_id": rd.info["run_id"], "dataset": ds.name, "data": str(ds.root.resolve()),
+               "graph": str(rd.path / "graph"), "num_candidates": task.num_candidates,
+               "num_seen": int(task.seen.sum()), "num_unseen": int((~task.seen).sum()),
+               "num_test": int(len(task.idx("test"))), "chance_top1": 1.0 / task.num_candidates,
+               "chance_top10": min(10, task.num_candidates) / task.num_candidates, "methods": methods}
+    if out is not None:
+        from .eval.report import metrics_table
+        from .fileio import write_json_atomic
+
+        Path(out).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(out) / "metrics.json", metrics)
+        (Path(out) / "report.md").write_text(f"# {rd.info['run_id']} scored on {ds.name}\n\n"
+                                             f"Data: {ds.root}; graph: the run's own ({rd.path / 'graph'}).\n\n"
+                                             + metrics_table(metrics) + "\n", encoding="utf-8")
+    return metrics
 
 
 def training_difference(a: RunConfig, b: RunConfig) -> str | None:

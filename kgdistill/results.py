@@ -63,7 +63,9 @@ def finish_run(cfg: RunConfig, rd: RunDir, task: Task, model: DistilledModel, de
         "num_test": int(len(task.idx("test"))), "chance_top1": 1.0 / task.num_candidates,
         "chance_top10": min(10, task.num_candidates) / task.num_candidates,
         "roles": asdict(model.roles), "calibration_pass": {"ran": why is None, "reason": why},
-        "methods": methods, "training": training, "warnings": warnings, **extra,
+        "methods": methods, "training": training, "warnings": warnings,
+        **({"independent_graph": task.ds.meta["independent_graph"]} if "independent_graph" in task.ds.meta else {}),
+        **extra,
         "device": str(device), "seconds": round(time.perf_counter() - t0, 1),
     }
     model.save(rd.path, weights=weights)

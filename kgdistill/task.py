@@ -54,7 +54,8 @@ class Task:
         """[n, K] scores of the training-free baseline row: the text baseline for a text student, else the
         nearest centroid of the labelled student training samples (which cannot rank unseen concepts)."""
         if self.text_baseline is not None:
-            return self.text_baseline.scores(self.student.x[torch.as_tensor(idx)], self.student.tables["sentences"]).cpu()
+            return self.text_baseline.scores(self.student.x[torch.as_tensor(idx)], self.student.tables["sentences"],
+                                             self.student.tables.get("polarity")).cpu()
         tr = self.idx("train")
         lab = tr[(self.y[tr] >= 0) & self.ds.student_labelled[tr]]
         return centroid_scores(self.student.x[lab], torch.as_tensor(self.y[lab]), self.student.x[idx],
@@ -94,7 +95,10 @@ def load_task_graph(cfg: RunConfig, ds: PairedDataset) -> KnowledgeGraph:
     return load_graph(gpath, format=cfg.graph.format, **extra)
 
 
-def build_task(cfg: RunConfig, workdir: Path, device: torch.device, progress: bool = False) -> Task:
+def build_task(cfg: RunConfig, workdir: Path, device: torch.device, progress: bool = False,
+               seen: np.ndarray | None = None) -> Task:
+    """``seen``: which candidates count as seen (a trained model's, when it scores another dataset); default: those
+    with labelled training samples in this dataset."""
     ds = materialise_dataset(cfg, workdir)
     teacher_name = cfg.data.teacher_modality or ds.teacher
     student_name = cfg.data.student_modality or ds.student
@@ -116,8 +120,9 @@ def build_task(cfg: RunConfig, workdir: Path, device: torch.device, progress: bo
     pos = {c: i for i, c in enumerate(candidates)}
     y = np.array([pos[lab] if lab else -1 for lab in ds.labels], dtype=np.int64)
     train = ds.split_idx("train")
-    seen = np.zeros(len(candidates), dtype=bool)
-    seen[y[train][y[train] >= 0]] = True
+    if seen is None:
+        seen = np.zeros(len(candidates), dtype=bool)
+        seen[y[train][y[train] >= 0]] = True
     if not seen.any():
         raise DataError("no labelled training samples: nothing to train on", source=str(ds.root / "samples.tsv"))
     cand_nodes = np.array([kg.index[c] for c in candidates], dtype=np.int64)

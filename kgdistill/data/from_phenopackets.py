@@ -21,13 +21,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import yaml
 
 from ..errors import DataError
-from ..graph.hpo import build_hpo_graph, hpo_annotations
+from ..graph.hpo import Annotations, build_hpo_graph, hpo_annotations
 from .notes import NoteSpec, render_notes
 from .phenopackets import PhenopacketRecord, Problem, ReadResult, table_bytes
 
@@ -112,31 +112,49 @@ def candidate_diseases(which: str) -> list[str]:
     return sorted(d for d in ann.phenotypes if which == "all" or d.startswith("OMIM:"))
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """Who goes where, decided by the caller (the real-patient task) instead of ``fractions``: one split and one
+    student-labelled flag per usable record, the graph's annotations, and what the dataset's meta adds."""
+
+    splits: Sequence[str]
+    labelled: Sequence[bool]
+    annotations: Annotations | None = None
+    meta: dict | None = None
+    name: str | None = None
+
+
 def write_dataset(result: ReadResult, out: str | Path, *, source: str = "", fractions: Sequence[float] | None = None,
-                  seed: int = 0, notes: NoteSpec = NoteSpec(), candidates: str = "omim",
-                  graph: str | None = None) -> Conversion:
+                  seed: int = 0, notes: NoteSpec = NoteSpec(), candidates: str | Sequence[str] = "omim",
+                  graph: str | None = None, assign: Callable[[list[PhenopacketRecord]], Assignment] | None = None
+                  ) -> Conversion:
     """Write the dataset folder ``out`` (which must not exist or be empty) from read phenopackets.  It is
-    built in a temporary folder beside ``out`` and renamed at the end, so a failure leaves no half folder."""
+    built in a temporary folder beside ``out`` and renamed at the end, so a failure leaves no half folder.
+    ``candidates``: ``omim``, ``all`` or the list itself."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError("already exists and is not an empty folder; choose a new output folder", source=str(out))
-    diseases = candidate_diseases(candidates)
+    diseases = candidate_diseases(candidates) if isinstance(candidates, str) else list(candidates)
     records = _usable(result, set(diseases))
     if not records:
         first = f" (first: {result.problems[0]})" if result.problems else ""
         raise DataError(f"no patient could be converted: {len(result.problems)} problems{first}", source=source or None)
-    splits = ["test"] * len(records) if fractions is None else split_by_publication(records, fractions, seed)
+    a = assign(records) if assign else Assignment(
+        ["test"] * len(records) if fractions is None else split_by_publication(records, fractions, seed),
+        [True] * len(records))
+    splits = list(a.splits)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        _write_files(tmp, records, splits, diseases, notes, seed, graph)
+        _write_files(tmp, records, a, diseases, notes, seed, graph)
         (tmp / "problems.txt").write_text("".join(f"{p}\n" for p in result.problems), encoding="utf-8")
-        meta = {"generator": "from-phenopackets", "source": source, "seed": seed, "candidates": candidates,
+        meta = {"generator": "from-phenopackets", "source": source, "seed": seed,
+                "candidates": candidates if isinstance(candidates, str) else len(diseases),
                 "split": "all test" if fractions is None else f"by publication {list(fractions)}",
                 "notes": notes.__dict__, "patients": len(records), "problems": len(result.problems),
                 "hpo_ids_remapped": sum(result.remapped.values()),
-                "note_wording": "rendered from each patient's real terms (kgdistill.data.notes)"}
-        dataset = {"name": f"phenopackets-{Path(source).name or 'data'}", "graph": graph or "graph",
+                "note_wording": "rendered from each patient's real terms (kgdistill.data.notes)"} | (a.meta or {})
+        dataset = {"name": a.name or f"phenopackets-{Path(source).name or 'data'}", "graph": graph or "graph",
                    "samples": "samples.tsv", "candidates": "candidates.txt", "teacher": "findings", "student": "note",
                    "modalities": {"findings": {"kind": "concept_set", "path": "findings.txt"},
                                   "note": {"kind": "text", "path": "note.txt"}}, "meta": meta}
@@ -154,13 +172,14 @@ def write_dataset(result: ReadResult, out: str | Path, *, source: str = "", frac
     return Conversion(out, len(records), result.problems, sum(result.remapped.values()), counts)
 
 
-def _write_files(folder: Path, records: list[PhenopacketRecord], splits: list[str], diseases: list[str],
+def _write_files(folder: Path, records: list[PhenopacketRecord], a: Assignment, diseases: list[str],
                  notes: NoteSpec, seed: int, graph: str | None) -> None:
     if graph is None:
-        build_hpo_graph(diseases, restrict=False).save_csv(folder / "graph")
+        build_hpo_graph(diseases, restrict=False, annotations=a.annotations).save_csv(folder / "graph")
     (folder / "candidates.txt").write_text("\n".join(diseases) + "\n", encoding="utf-8")
     rows = ["id\tlabel\tsplit\tstudent_labelled\tpmids"]
-    rows += [f"{r.id}\t{r.disease_id}\t{s}\t1\t{'|'.join(r.pmids)}" for r, s in zip(records, splits)]
+    rows += [f"{r.id}\t{r.disease_id}\t{s}\t{int(bool(lab))}\t{'|'.join(r.pmids)}"
+             for r, s, lab in zip(records, a.splits, a.labelled)]
     (folder / "samples.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     findings = [" ".join(list(r.observed) + ["-" + t for t in r.excluded]) for r in records]
     (folder / "findings.txt").write_text("\n".join(findings) + "\n", encoding="utf-8")

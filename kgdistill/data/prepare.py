@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..graph.kg import KnowledgeGraph
+from ..text.negation import sentence_polarity
 from .modalities import Modality, split_sentences, split_signed
 
 
@@ -60,7 +61,8 @@ def prepare_modality(mod: Modality, *, graph: KnowledgeGraph, node_features: tor
     if mod.kind == "text":
         x, sentences, _ = sentence_index(mod.values, max_items)
         table = torch.from_numpy(embedder.embed(sentences))
-        return PreparedModality(mod.name, mod.kind, x, {"sentences": table}, sentences=sentences,
+        polarity = torch.from_numpy(sentence_polarity(sentences))     # negation is information, never support
+        return PreparedModality(mod.name, mod.kind, x, {"sentences": table, "polarity": polarity}, sentences=sentences,
                                 text_model=embedder.model_path)
     if mod.kind in STANDARDISE_AXES:
         arr = np.asarray(mod.values, dtype=np.float32)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from ..registry import Registry
 from .hpo_benchmark import generate_hpo_benchmark
+from .store_patients import write_patients
 
 DATASET_WRITERS: Registry[Callable[[Path, Any, int], Path]] = Registry("data source")
 
@@ -22,3 +23,9 @@ DATASET_WRITERS: Registry[Callable[[Path, Any, int], Path]] = Registry("data sou
 def write_hpo_benchmark(out: Path, data: Any, seed: int) -> Path:
     """Patients simulated from the HPO disease annotations (``data.hpo``)."""
     return generate_hpo_benchmark(out, data.hpo, seed=seed)
+
+
+@DATASET_WRITERS.register("phenopackets")
+def write_phenopackets(out: Path, data: Any, seed: int) -> Path:
+    """Real published patients: phenopacket-store 0.1.24 split by publication (``data.patients``)."""
+    return write_patients(out, data, seed)

@@ -26,7 +26,10 @@ import torch
 
 from ..graph.inspect import HIERARCHY_RELATIONS
 from ..graph.kg import KnowledgeGraph
-from .text_baseline import TEXT_BASELINES, TextBaseline, _links
+from .text_baseline import TEXT_BASELINES, TextBaseline, _links, with_polarity
+
+#: a denied finding's best-match average counts against a disease with this weight (fixed, not tuned)
+NEGATION_WEIGHT = 0.5
 
 
 def _csr(lists: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -234,10 +237,21 @@ class PhenomizerBaseline(TextBaseline):
         return out
 
     @torch.no_grad()
-    def scores(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    def scores(self, x: torch.Tensor, table: torch.Tensor, polarity: torch.Tensor | None = None) -> torch.Tensor:
+        """The best-match average of the affirmed sentences' terms, less ``NEGATION_WEIGHT`` x that of the
+        negated sentences' terms (a disease annotated with what the note denies ranks lower)."""
         x = x.cpu()
         used = torch.unique(x[x >= 0])
         term = torch.full((len(table),), -1, dtype=torch.long)
         term[used] = self.sentence_terms(table, used.to(table.device))
-        sets = [[int(term[i]) for i in row if i >= 0 and term[i] >= 0] for row in x.tolist()]
-        return self.bma.scores(sets, bool(self.symmetric)).to(table.device)
+        pol = None if polarity is None else polarity.cpu()
+
+        def sets(rows: torch.Tensor) -> list[list[int]]:
+            return [[int(term[i]) for i in row if i >= 0 and term[i] >= 0] for row in rows.tolist()]
+
+        out = self.bma.scores(sets(with_polarity(x, pol, 1.0)), bool(self.symmetric))
+        denied = sets(with_polarity(x, pol, -1.0))
+        if any(denied):
+            has = torch.tensor([bool(d) for d in denied])
+            out[has] -= NEGATION_WEIGHT * self.bma.patient_to_disease([d for d in denied if d])
+        return out.to(table.device)

@@ -78,6 +78,12 @@ def write_report(rd, metrics: dict) -> Path:
         f"({metrics['num_seen']} seen, {metrics['num_unseen']} unseen), {metrics['num_test']} test samples. "
         f"Chance top-1: {100 * metrics['chance_top1']:.2f}%. Device: {metrics['device']}; {metrics['seconds']} s.", "",
     ]
+    if metrics.get("independent_graph"):
+        g = metrics["independent_graph"]
+        lines += [f"Graph: the annotations without the validation and test publications (independent): of "
+                  f"{g['citing_heldout']} rows citing one, {g['removed']} removed, {g['recounted']} recounted without "
+                  f"those patients ({g['recounted_to_zero']} to zero, {g['not_exact']} not exactly), {g['not_count']} "
+                  f"kept as published (no count); {g['diseases_emptied']} candidates left without annotations.", ""]
     if roles:
         lines += [f"Teacher: modality `{roles['teacher']}` ({roles['teacher_kind']}); student: modality "
                   f"`{roles['student']}` ({roles['student_kind']}).", ""]

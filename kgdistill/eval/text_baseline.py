@@ -60,10 +60,21 @@ class TextBaseline:
             if not math.isfinite(value):
                 raise ConfigError(f"{key}: {value}; expected a finite number")
 
-    def scores(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    def scores(self, x: torch.Tensor, table: torch.Tensor, polarity: torch.Tensor | None = None) -> torch.Tensor:
         """[n, K] scores of notes ``x`` (rows of sentence indices into ``table``, -1 padding), on ``table``'s
-        device."""
+        device.  ``polarity`` [S] (kgdistill.text.negation.sentence_polarity): only affirmed sentences (+1)
+        support a concept; a negated one (-1) counts against the concepts it is linked to where the baseline can
+        say so (likelihood, phenomizer); None: every sentence affirmed."""
         raise NotImplementedError
+
+
+def with_polarity(x: torch.Tensor, polarity: torch.Tensor | None, sign: float) -> torch.Tensor:
+    """``x`` keeping only the sentences of this polarity (+1 affirmed, -1 negated); the others become -1
+    padding.  Without a polarity every sentence is affirmed."""
+    if polarity is None:
+        return x if sign > 0 else torch.full_like(x, -1)
+    pol = polarity.to(x.device)[x.clamp_min(0)]
+    return torch.where((x >= 0) & (pol == sign), x, torch.full_like(x, -1))
 
 
 TEXT_BASELINES: Registry[type[TextBaseline]] = Registry("text baseline")
@@ -124,8 +135,9 @@ class MeanTextBaseline(TextBaseline):
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"concepts": self.concepts}
 
-    def scores(self, x, table):
-        return mean_item_embedding(x.to(table.device), table) @ self.concepts.to(table.device).T
+    def scores(self, x, table, polarity=None):
+        x = with_polarity(x.to(table.device), polarity, 1.0)
+        return mean_item_embedding(x, table) @ self.concepts.to(table.device).T
 
 
 @TEXT_BASELINES.register("set_match")
@@ -153,8 +165,8 @@ class ConceptLinks(TextBaseline):
     def from_tensors(cls, t) -> "ConceptLinks":
         return cls(t["emb"], t["concept"], t["weight"], int(t["num_concepts"]))
 
-    def scores(self, x, table):
-        return self.set_match(x, table)
+    def scores(self, x, table, polarity=None):
+        return self.set_match(with_polarity(x.to(table.device), polarity, 1.0), table)
 
     @torch.no_grad()
     def set_match(self, x: torch.Tensor, table: torch.Tensor, max_elements: int = 1 << 23) -> torch.Tensor:
@@ -251,23 +263,38 @@ class LinkLikelihood(TextBaseline):
                    float(t["temperature"]), float(t["floor"]))
 
     @torch.no_grad()
-    def scores(self, x: torch.Tensor, table: torch.Tensor, max_elements: int = 1 << 23) -> torch.Tensor:
-        """Samples go in batches of at most ``max_elements`` sentence-term (or sentence-concept) pairs."""
+    def scores(self, x: torch.Tensor, table: torch.Tensor, polarity: torch.Tensor | None = None,
+               max_elements: int = 1 << 23) -> torch.Tensor:
+        """Affirmed sentences: the mean of ``log(floor + P(sentence | concept))``.  A negated sentence adds
+        ``log(1 - 0.9 q)``, ``q`` the probability that the finding it denies is one the concept links to (so it
+        lowers only those concepts' scores).  Samples go in batches of at most ``max_elements`` sentence-term
+        (or sentence-concept) pairs."""
         dev = table.device
         table = nn.functional.normalize(table.float(), dim=-1)
         emb, links = self.emb.to(dev), self.links.to(dev)                    # [K, T]
+        support = torch.sparse_coo_tensor(links.indices(), torch.ones_like(links.values()), links.shape,
+                                          check_invariants=False)
         x = x.to(dev)
+        pos, neg = with_polarity(x, polarity, 1.0), with_polarity(x, polarity, -1.0)
         out = torch.empty(len(x), self.num_concepts, device=dev)
         step = _batch_size(x.shape[1] * max(len(emb), self.num_concepts), max_elements)
         for s in range(0, len(x), step):
-            xb = x[s:s + step]
-            mask = xb >= 0
-            names = torch.softmax(table[xb.clamp_min(0)] @ emb.T / self.temperature, dim=-1)   # [B, n, T]
-            b, n, t = names.shape
-            lik = torch.sparse.mm(links, names.reshape(b * n, t).T).T.reshape(b, n, -1)    # [B, n, K]
+            lik, mask = self._per_sentence(links, emb, table, pos[s:s + step])
             logp = torch.log(self.floor + lik) * mask.unsqueeze(-1)
-            out[s:s + step] = logp.sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+            total = logp.sum(1)
+            if bool((neg[s:s + step] >= 0).any()):
+                q, nmask = self._per_sentence(support, emb, table, neg[s:s + step])
+                total = total + (torch.log1p(-0.9 * q.clamp(0, 1)) * nmask.unsqueeze(-1)).sum(1)
+            out[s:s + step] = total / mask.sum(1, keepdim=True).clamp_min(1)
         return out
+
+    def _per_sentence(self, links: torch.Tensor, emb: torch.Tensor, table: torch.Tensor, xb: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, n, K] ``links @ P(term | sentence)`` of each sentence, and the mask of real sentences."""
+        mask = xb >= 0
+        names = torch.softmax(table[xb.clamp_min(0)] @ emb.T / self.temperature, dim=-1)   # [B, n, T]
+        b, n, t = names.shape
+        return torch.sparse.mm(links, names.reshape(b * n, t).T).T.reshape(b, n, -1), mask
 
 
 def build_text_baseline(name: str, kg: KnowledgeGraph, candidate_nodes: np.ndarray, name_emb: torch.Tensor,

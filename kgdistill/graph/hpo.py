@@ -105,16 +105,18 @@ def hpo_annotations(default_frequency: float = 0.5) -> Annotations:
 
 
 def build_hpo_graph(diseases: Iterable[str] | None = None, *, default_frequency: float = 0.5,
-                    restrict: bool = True, withheld: Mapping[str, Collection[str]] | None = None) -> KnowledgeGraph:
+                    restrict: bool = True, withheld: Mapping[str, Collection[str]] | None = None,
+                    annotations: Annotations | None = None) -> KnowledgeGraph:
     """HPO terms plus diseases with weighted ``has_phenotype`` edges (disease -> term).
 
     With ``restrict`` only the given diseases, their phenotypes and those terms'
     ancestors are kept: the part of the graph a benchmark can reach.  ``withheld``:
     disease -> annotated terms whose edge is left out (an incomplete annotation); the
-    terms themselves stay in the ontology part.
+    terms themselves stay in the ontology part.  ``annotations``: these instead of the
+    release's (e.g. the ``independent`` graph's; a disease may have none left).
     """
     onto = hpo_ontology()
-    ann = hpo_annotations(default_frequency)
+    ann = annotations or hpo_annotations(default_frequency)
     chosen = sorted(ann.phenotypes) if diseases is None else list(diseases)
     unknown = [d for d in chosen if d not in ann.phenotypes]
     if unknown:
