@@ -45,3 +45,18 @@ def mrr_bound(n: int, num_candidates: int, alpha: float = ALPHA) -> float:
     if bound > 1:
         raise ValueError(f"no bound: {n} samples cannot tell a model from chance at {alpha}")
     return bound
+
+
+def p_group(group: dict, num_candidates: int, key: str = "top1") -> float:
+    """P(a random ranking does at least as well as ``group`` (a metrics.json seen/unseen entry) on ``key``):
+    top-k exactly, MRR bounded (Hoeffding)."""
+    n = int(group["n"])
+    if key == "mrr":
+        return p_mrr(n, num_candidates, group["mrr"])
+    return p_topk(n, num_candidates, int(key[3:]), round(group[key] * n))
+
+
+def p_sign(wins: int, losses: int) -> float:
+    """Exact sign test: P(at least ``wins`` of the ``wins + losses`` samples where two models disagree go to the
+    first) if both were equally good (each disagreement a fair coin)."""
+    return float(binom.sf(wins - 1, wins + losses, 0.5))

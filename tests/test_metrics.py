@@ -174,3 +174,29 @@ def test_harmonic_top1_of_a_method_that_ranks_both_groups():
     assert out["seen"]["top1"] == 1.0 and out["unseen"]["top1"] == pytest.approx(2 / 3)
     assert out["harmonic_top1"] == pytest.approx(2 * 1.0 * (2 / 3) / (1 + 2 / 3))  # 0.8
     assert math.isclose(out["mistake_severity"], 1 - 1 / 4, rel_tol=1e-6)  # y=2 guessed 3
+
+
+def test_the_chance_helper_of_the_it_learns_tests():
+    """tests/chance.py: exact binomial tails for top-k, Hoeffding for MRR."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from chance import ALPHA, chance_mrr, mrr_bound, p_group, p_mrr, p_topk, topk_bound
+
+    assert p_topk(2, 4, 1, 2) == pytest.approx(1 / 16)          # both samples right at 1/4 each
+    assert p_topk(2, 4, 1, 0) == 1.0
+    assert p_topk(3, 4, 2, 2) == pytest.approx(0.5)             # P(>= 2 of 3) at 1/2: (3 + 1) / 8
+    assert p_topk(5, 4, 10, 5) == 1.0                           # k beyond the candidates: always within
+    b = topk_bound(36, 12, 1)
+    assert p_topk(36, 12, 1, b) < ALPHA <= p_topk(36, 12, 1, b - 1)
+    with pytest.raises(ValueError):
+        topk_bound(2, 4, 1)                                     # 1/16 at best: 2 samples cannot show it
+    assert chance_mrr(4) == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4)
+    assert p_mrr(10, 4, chance_mrr(4)) == 1.0 and p_mrr(10, 4, 0.1) == 1.0
+    # Hoeffding: t = 0.25 over 50 samples in a range of 3/4: exp(-2 * 50 * 0.0625 / 0.5625)
+    assert p_mrr(50, 4, chance_mrr(4) + 0.25) == pytest.approx(math.exp(-100 * 0.0625 / 0.5625))
+    assert p_mrr(50, 4, mrr_bound(50, 4)) == pytest.approx(ALPHA)
+    assert p_group({"n": 2, "top1": 1.0, "mrr": 1.0}, 4) == pytest.approx(1 / 16)
+    assert p_group({"n": 50, "top1": 0.0, "mrr": chance_mrr(4) + 0.25}, 4, "mrr") == pytest.approx(
+        math.exp(-100 * 0.0625 / 0.5625))
