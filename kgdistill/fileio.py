@@ -8,17 +8,35 @@ pickle: loading never executes code); nested training state (optimiser, schedule
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from safetensors.torch import save_file as _safetensors_save
 
 from .errors import RunDirError
+
+
+def save_file(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str] | None = None) -> None:
+    """safetensors' save_file, with an I/O failure raised as the OSError it is: its Rust writer reports a full
+    disk as ``SafetensorError: ... I/O error: No space left on device (os error 28)``, which the callers that
+    turn OSErrors into one-line messages (a full disk, permission denied) would otherwise miss."""
+    try:
+        _safetensors_save(tensors, path, metadata=metadata)
+    except SafetensorError as exc:
+        code = re.search(r"\(os error (\d+)\)", str(exc))
+        if code is None:
+            raise
+        n = int(code.group(1))
+        raise OSError(n, os.strerror(n) if n in errno.errorcode else str(exc), path) from exc
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:

@@ -16,7 +16,7 @@ from .errors import ConfigError, DataError, RunDirError, TrainingInterrupted
 from .eval.calibration import ValidationScores
 from .model import REQUIRED as MODEL_FILES, TEACHER, DistilledModel
 from .pipeline import build_run_task
-from .results import evaluate, finish_run
+from .results import chance_fields, evaluate, finish_run
 from .run_dir import RunDir, first_difference
 from .task import Task, build_task
 from .train.calibration_pass import (calibrate, calibrated_methods, calibration_samples, can_calibrate,
@@ -35,8 +35,8 @@ def evaluate_run(path: str | Path, device_name: str = "cpu") -> dict:
     device = pick_device(device_name)
     task = build_task(cfg, rd.path, device)
     methods, _ = evaluate(cfg, task, DistilledModel.load(rd.path, task), device)
-    return {"run_id": rd.info["run_id"], "num_candidates": task.num_candidates, "chance_top1": 1.0 / task.num_candidates,
-            "chance_top10": min(10, task.num_candidates) / task.num_candidates, "methods": methods}
+    return {"run_id": rd.info["run_id"], "num_candidates": task.num_candidates, **chance_fields(task.num_candidates),
+            "methods": methods}
 
 
 def evaluate_on_data(path: str | Path, data: str | Path, device_name: str = "cpu",

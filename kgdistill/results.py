@@ -10,6 +10,7 @@ import torch
 
 from .config import RunConfig
 from .eval.evaluate import method_metrics
+from .eval.metrics import chance_levels
 from .fileio import write_json_atomic
 from .graph.distinct import indistinguishable, warning_line
 from .model import TEACHER, DistilledModel
@@ -21,6 +22,11 @@ from .train.calibration_pass import skip_reason
 KG_GUIDED = "kg_guided"        # the method the alignments, plots and report follow
 TEXT_BASELINE = "text_baseline"          # the baseline row of a text student: training-free, reads the graph
 NEAREST_CENTROID = "nearest_centroid"    # the baseline row otherwise: labelled samples' centroids, seen only
+
+
+def chance_fields(num_candidates: int) -> dict[str, float]:
+    """metrics.json's chance levels (``chance_top1``, ``chance_top10``): what a random ranking scores."""
+    return {f"chance_{k}": v for k, v in chance_levels(num_candidates, (1, 10)).items() if k != "mrr"}
 
 
 def baseline_row(task: Task) -> str:
@@ -60,8 +66,7 @@ def finish_run(cfg: RunConfig, rd: RunDir, task: Task, model: DistilledModel, de
     metrics = {
         "run_id": rd.info["run_id"], "dataset": task.ds.name, "num_candidates": task.num_candidates,
         "num_seen": int(task.seen.sum()), "num_unseen": int((~task.seen).sum()),
-        "num_test": int(len(task.idx("test"))), "chance_top1": 1.0 / task.num_candidates,
-        "chance_top10": min(10, task.num_candidates) / task.num_candidates,
+        "num_test": int(len(task.idx("test"))), **chance_fields(task.num_candidates),
         "roles": asdict(model.roles), "calibration_pass": {"ran": why is None, "reason": why},
         "methods": methods, "training": training, "warnings": warnings,
         **({"independent_graph": task.ds.meta["independent_graph"]} if "independent_graph" in task.ds.meta else {}),

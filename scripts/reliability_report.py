@@ -29,6 +29,32 @@ CLASS_ORDER = ["OBO", "Turtle", "RDF/XML", "N-Triples", "GraphML", "CSV graph", 
                "candidates.txt", "modality files", "config", "checkpoint", "run directory"]
 
 
+MUTATION_START, MUTATION_END = "<!-- mutation:start -->", "<!-- mutation:end -->"
+CAN_AND_CANNOT = [
+    "## What the suite can and cannot catch",
+    "",
+    "- **A wrong figure in the metrics, the calibration rule or a loss.** Every metric (top-k and MRR with the "
+    "pessimistic tie rule, the seen/unseen split, the harmonic mean, chance levels, the concept-similarity "
+    "Jaccard, mistake severity and its pooled form) is checked against rankings worked out by hand "
+    "(`tests/test_metrics.py`, `tests/test_bench_quality.py`), every loss against hand values "
+    "(`tests/test_losses.py`), the calibration rule against hand-made validation scores "
+    "(`tests/test_calibration.py`). Mutation testing measures it: see *Mutation testing* below for the share of "
+    "one-line changes to `kgdistill/eval/` and `kgdistill/losses/` that some test fails on.",
+    "- **A model that does not learn.** Each \"it learns\" bound states the probability that a random model "
+    "passes it, computed in `tests/chance.py` (exact binomial tails for top-k, Hoeffding for MRR), and keeps it "
+    "below 1 in 1,000; on a seeded task without a training-free part that is already right "
+    "(`tests/test_it_learns.py`) the distilled student must beat the student trained alone (exact sign test) and "
+    "the graph-guided student's own space must rank unseen concepts far above chance.",
+    "- **Crashes, unclear errors, lost work.** Bad input ends in one line (the corpus and fuzzing below); a kill, "
+    "SIGTERM, a real full disk (a size-limited tmpfs in a user namespace) and a really unwritable folder "
+    "(permissions, the run without capabilities) leave a run that resumes to the same figures bit for bit.",
+    "- **It cannot catch** a model that is a few points worse but still far above chance (the benchmark pages, "
+    "not the tests, track the figures themselves); wording and layout of `report.md` and the plots "
+    "(`eval/report.py` is left out of mutation testing); behaviour that needs a GPU or several machines (the "
+    "distributed tests run torchrun on CPU); a safetensors write that fails for a reason other than an OS error.",
+]
+
+
 class Collector:
     """Keeps each test's reliability records, outcome and duration."""
 
@@ -76,6 +102,8 @@ def render(records: list[dict], seconds: float) -> str:
         "kgdistill is fed ontologies and data exported by other tools. This page states what it does with "
         "broken input, and every figure on it comes from the test suite (`.venv/bin/python "
         "scripts/reliability_report.py` re-runs the tests and rewrites it).",
+        "",
+        *CAN_AND_CANNOT,
         "",
         "## Figures",
         "",
@@ -176,8 +204,19 @@ def render(records: list[dict], seconds: float) -> str:
     out += ["", "## Security checks", "", "| check | result |", "|---|---|"]
     for s in security:
         out.append(f"| {_cell(s['check'])} | {_cell(s['detail'])} |")
-    out.append("")
+    out += ["", *mutation_section(), ""]
     return "\n".join(out)
+
+
+def mutation_section(page: Path = ROOT / "docs" / "reliability.md") -> list[str]:
+    """The mutation-testing section as scripts/mutation_summary.py --update-docs last wrote it (that run takes
+    tens of minutes and is not part of this one): kept from the current page between its markers."""
+    text = page.read_text(encoding="utf-8") if page.is_file() else ""
+    start, end = text.find(MUTATION_START), text.find(MUTATION_END)
+    if start < 0 or end < start:
+        return [MUTATION_START, "## Mutation testing", "", "Not measured yet: run `scripts/mutation.sh`.",
+                MUTATION_END]
+    return text[start:end + len(MUTATION_END)].splitlines()
 
 
 @contextlib.contextmanager

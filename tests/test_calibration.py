@@ -1,6 +1,7 @@
 """The calibration rule: no seen accuracy given up for a held-out gain that does not pay for it."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from kgdistill.eval.calibration import choose_calibration
@@ -80,3 +81,80 @@ def test_fusion_weight_chosen_with_the_same_rule():
     y = torch.tensor([0, 4])
     cal = choose_calibration(scores, y, TRAINED, HELD, proto, [0.0], [0.0, 1.0])
     assert cal.beta == 1.0 and cal.val_seen_top1 == 1.0 and cal.val_heldout_top1 == 1.0
+
+
+def _trade_off() -> tuple[torch.Tensor, torch.Tensor]:
+    """test_real_trade_off_is_still_chosen's patients: gamma 0.1 exposes every held-out concept."""
+    rows, y = [], []
+    for i in range(10):
+        r = [0.5, 0.5, 0.5, 0.5, 0.2, 0.2]
+        r[i % 4] = 0.9
+        rows.append(r)
+        y.append(i % 4)
+    for i in range(10):
+        r = [0.8, 0.3, 0.3, 0.3, 0.1, 0.1]
+        r[4 + i % 2] = 0.75
+        rows.append(r)
+        y.append(4 + i % 2)
+    return _scores(rows), torch.tensor(y)
+
+
+def test_each_method_gets_the_calibration_its_flags_ask_for():
+    """(calibrate, fusion) per method: no calibration keeps gamma 0, no fusion keeps beta 0, and a fused method
+    also gets ``<name>_no_fusion`` (its gamma chosen without the baseline) when there is a baseline."""
+    from kgdistill.eval.calibration import choose_calibrations
+
+    scores, y = _trade_off()
+    # a baseline that puts every held-out patient's truth far ahead: beta 1.0 wins once allowed
+    base = torch.zeros_like(scores)
+    base[torch.arange(10, 20), y[10:]] = 1.0
+    base[torch.arange(10), y[:10]] = 1.0
+    flags = {"cal": (True, False), "fuse": (False, True), "both": (True, True), "none": (False, False)}
+    out = choose_calibrations(flags, {m: scores for m in flags}, y, TRAINED, HELD, base, GAMMAS, [0.0, 1.0])
+    assert set(out) == {"cal", "fuse", "both", "none", "fuse_no_fusion", "both_no_fusion"}
+    assert (out["cal"].gamma, out["cal"].beta) == (0.1, 0.0)
+    assert (out["fuse"].gamma, out["fuse"].beta) == (0.0, 1.0)
+    assert out["fuse"].val_seen_top1 == 1.0 and out["fuse"].val_heldout_top1 == 1.0
+    assert (out["both"].gamma, out["both"].beta) == (0.1, 0.0)  # equal results: the smaller gamma + beta
+    assert (out["both_no_fusion"].gamma, out["both_no_fusion"].beta) == (0.1, 0.0)
+    assert (out["fuse_no_fusion"].gamma, out["fuse_no_fusion"].beta) == (0.0, 0.0)
+    assert out["fuse_no_fusion"].val_heldout_top1 == 0.0
+    assert (out["none"].gamma, out["none"].beta) == (0.0, 0.0) and out["none"].val_heldout_top1 == 0.0
+    # without a baseline there is nothing to fuse: no _no_fusion twins, beta stays 0
+    out = choose_calibrations(flags, {m: scores for m in flags}, y, TRAINED, HELD, None, GAMMAS, [0.0, 1.0])
+    assert set(out) == set(flags) and all(c.beta == 0.0 for c in out.values())
+    assert out["fuse"].gamma == 0.0 and out["both"].gamma == 0.1
+
+
+def test_calibrations_and_validation_scores_round_trip(tmp_path):
+    from kgdistill.errors import RunDirError
+    from kgdistill.eval.calibration import (Calibration, ValidationScores, calibrations_from_json,
+                                            calibrations_to_json)
+    from kgdistill.fileio import save_tensors
+
+    cals = {"a": Calibration(0.1, 0.5, 0.75, 0.25), "b": Calibration()}
+    as_json = calibrations_to_json(cals)
+    assert as_json["a"] == {"gamma": 0.1, "beta": 0.5, "val_seen_top1": 0.75, "val_heldout_top1": 0.25}
+    assert calibrations_from_json(as_json)["a"] == cals["a"]
+    b = calibrations_from_json(as_json)["b"]
+    assert (b.gamma, b.beta) == (0.0, 0.0) and b.val_seen_top1 != b.val_seen_top1  # NaN: never measured
+    assert Calibration(0.2, 0.5).apply(_scores([[1.0, 1.0]]), torch.tensor([True, False]),
+                                       _scores([[0.0, 2.0]])).tolist() == [pytest.approx([0.8, 2.0])]
+    assert Calibration(0.2, 0.5).apply(_scores([[1.0, 1.0]]), torch.tensor([True, False]), None).tolist() == \
+        [pytest.approx([0.8, 1.0])]
+
+    vs = ValidationScores(torch.tensor([3, 7]), torch.tensor([True, False, False]),
+                          {"kg": _scores([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]), "kd": torch.zeros(2, 3)})
+    vs.save(tmp_path / "v.safetensors")
+    back = ValidationScores.load(tmp_path / "v.safetensors")
+    assert back.val.tolist() == [3, 7] and back.held.tolist() == [True, False, False]
+    assert set(back.scores) == {"kg", "kd"} and torch.equal(back.scores["kg"], vs.scores["kg"])
+    assert ValidationScores.load(tmp_path / "none.safetensors") is None
+    bad = {"val": torch.tensor([3, 7]), "held": torch.tensor([True, False, False])}
+    for broken in ({**bad, "val": torch.tensor([3.0, 7.0])}, {**bad, "held": torch.tensor([1, 0, 0])},
+                   {"held": bad["held"]}, {"val": bad["val"]}, {**bad, "scores.kg": torch.zeros(2, 4)},
+                   {**bad, "scores.kg": torch.zeros(3, 3)}, {**bad, "scores.kg": torch.zeros(2, 3, dtype=torch.long)},
+                   {**bad, "val": torch.tensor([[3, 7]])}, {**bad, "held": torch.tensor([[True, False, False]])}):
+        save_tensors(broken, tmp_path / "b.safetensors")
+        with pytest.raises(RunDirError, match="expected tensors val"):
+            ValidationScores.load(tmp_path / "b.safetensors")

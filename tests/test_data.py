@@ -10,7 +10,7 @@ from kgdistill.config import HPOBenchmarkConfig
 from kgdistill.data.hpo_benchmark import generate_hpo_benchmark
 from kgdistill.data.paired import load_paired
 from kgdistill.errors import DataError
-from kgdistill.graph.hpo import hpo_annotations, parse_frequency
+from kgdistill.graph.hpo import hpo_annotations, hpo_data_dir, parse_frequency, read_hpoa
 from kgdistill.graph.loader import load_graph
 
 SPEC = HPOBenchmarkConfig(num_diseases=10, train_per_disease=4, labelled_per_disease=2, val_per_disease=2,
@@ -35,6 +35,28 @@ def test_annotations_are_real_and_exclude_not():
     assert len(ann.phenotypes) > 12000  # OMIM + ORPHA + DECIPHER diseases with phenotypic annotations
     assert sum(len(v) for v in ann.phenotypes.values()) > 200_000
     assert all(0 < f <= 1 for v in list(ann.phenotypes.values())[:500] for f in v.values())
+    # the shipped file read on its own: every (disease, term) stated only with the qualifier NOT is left out,
+    # and there are many (a filter dropped would put them back)
+    rows = [line.split("\t") for line in (hpo_data_dir() / "phenotype.hpoa").read_text().splitlines()
+            if line and not line.startswith(("#", "database_id"))]
+    positive = {(r[0], r[3]) for r in rows if r[2] != "NOT" and r[10] == "P"}
+    only_not = {(r[0], r[3]) for r in rows if r[2] == "NOT" and r[10] == "P"} - positive
+    assert len(only_not) > 100
+    assert not [(d, term) for d, term in only_not if term in ann.phenotypes.get(d, {})]
+
+
+def test_not_and_non_phenotype_rows_are_left_out(tmp_path):
+    """A hand-made table: a NOT row, an inheritance (aspect I) row and a 0/5 frequency are no phenotypes."""
+    head = "database_id\tdisease_name\tqualifier\thpo_id\treference\tevidence\tonset\tfrequency\tsex\tmodifier\taspect\n"
+    rows = [("OMIM:1", "A", "", "HP:0000001", "1/2", "P"), ("OMIM:1", "A", "NOT", "HP:0000002", "", "P"),
+            ("OMIM:1", "A", "", "HP:0000006", "", "I"), ("OMIM:1", "A", "", "HP:0000003", "0/5", "P"),
+            ("OMIM:2", "B", "NOT", "HP:0000001", "", "P"), ("OMIM:1", "A", "", "HP:0000001", "3/4", "P")]
+    path = tmp_path / "phenotype.hpoa"
+    path.write_text("#version: test\n" + head + "".join(f"{d}\t{n}\t{q}\t{t}\tPMID:1\tPCS\t\t{f}\t\t\t{a}\n"
+                                                          for d, n, q, t, f, a in rows))
+    ann = read_hpoa(path, default_frequency=0.5)
+    assert ann.phenotypes == {"OMIM:1": {"HP:0000001": 0.75}}  # the larger of 1/2 and 3/4; B has none left
+    assert ann.disease_names == {"OMIM:1": "A"}
 
 
 def test_generator_is_deterministic(hpo_ds, tmp_path):

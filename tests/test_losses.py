@@ -58,6 +58,12 @@ def test_graph_soft_labels_hand_value():
     close(term(b), -(q[0] * math.log(4 / 6) + (q[1] + q[2]) * math.log(1 / 6)))
     # beta = 0 is plain label smoothing over the other concepts: (0.7, 0.15, 0.15), same value here
     close(LOSSES.build("graph_soft_labels", smoothing=0.3, beta=0.0)(b), -(0.7 * math.log(4 / 6) + 0.3 * math.log(1 / 6)))
+    # the two other concepts at different graph distances AND predicted differently, so their split shows:
+    # p = (4, 2, 1) / 7; q as above (sqrt2 : 1); beta = 0 would split 1 : 1, dropping beta splits 2^0.5 : 2^0 -> e^0.5 : 1
+    b = batch([[0, 0]], logits_s=[[math.log(4), math.log(2), 0]], labels=[0], concept_sim=sim)
+    close(term(b), -(q[0] * math.log(4 / 7) + q[1] * math.log(2 / 7) + q[2] * math.log(1 / 7)))
+    close(LOSSES.build("graph_soft_labels", smoothing=0.3, beta=0.0)(b),
+          -(0.7 * math.log(4 / 7) + 0.15 * math.log(2 / 7) + 0.15 * math.log(1 / 7)))
     # a single candidate: nothing to spread to, and log p = 0
     one = batch([[0, 0]], logits_s=[[1.5]], labels=[0], concept_sim=[[1.0]])
     close(term(one), 0.0)

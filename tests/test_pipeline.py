@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from kgdistill.errors import DataError, RunDirError
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chance import ALPHA, p_group  # noqa: E402
+
+from kgdistill.errors import DataError, RunDirError  # noqa: E402
 
 REQUIRED = ("teacher", "student_alone", "kd", "text_baseline", "kg_guided")
 
@@ -53,11 +58,17 @@ def test_metrics_have_the_promised_shape(tiny_run):
     assert m["num_seen"] + m["num_unseen"] == 12
 
 
-def test_training_beats_chance(tiny_run):
-    """Even 4 epochs on 12 diseases: the teacher ranks seen diseases far above chance."""
+def test_the_tiny_run_trains_and_its_fused_row_is_the_baselines(tiny_run):
+    """The shared tiny run (4 epochs, 36 test samples) is too small to show learning: a random model would pass
+    its old bounds (teacher MRR > 3x chance top-1, fused unseen top-10 >= chance) about half the time.  What it
+    can show: training lowers the teacher's loss, and kg_guided's figures here are the training-free text
+    baseline's (fused, and already perfect), so the student's own space is the ``kg_guided_no_fusion`` row.
+    Learning is shown where a random model passes with p < 1/1000: tests/test_it_learns.py, and
+    test_pipeline_trains_with_sampled_neighbourhoods / test_generic_path_on_the_fault_taxonomy."""
     m = json.loads((tiny_run / "metrics.json").read_text())
-    assert m["methods"]["teacher"]["seen"]["mrr"] > 3 * m["chance_top1"]
-    assert m["methods"]["kg_guided"]["unseen"]["top10"] >= m["chance_top10"]
+    methods = m["methods"]
+    assert methods["kg_guided"]["calibration"]["beta"] > 0 and "kg_guided_no_fusion" in methods
+    assert methods["kg_guided_no_fusion"]["calibration"]["beta"] == 0.0
     log = (tiny_run / "logs" / "teacher.csv").read_text().splitlines()
     header = log[0].split(",")
     first, last = (dict(zip(header, r.split(","))) for r in (log[1], log[-1]))
@@ -143,8 +154,11 @@ def test_generic_path_on_the_fault_taxonomy(tmp_path, cli):
     rd = run_pipeline(cfg, tmp_path / "run", progress=False, log=lambda *_: None)
     m = rd.metrics()
     assert "unseen" not in m["methods"]["nearest_centroid"]  # it cannot rank unseen faults
-    assert m["methods"]["teacher"]["seen"]["top1"] > 3 * m["chance_top1"]
-    assert m["methods"]["kg_guided"]["seen"]["top1"] > 2 * m["chance_top1"]
+    # 84 seen test samples, 25 faults: top-1 counts a random ranking reaches with p < 1/1000 (binomial tail;
+    # about 44 of 84 are reached, p ~ 1e-30)
+    for method in ("teacher", "kg_guided"):
+        seen = m["methods"][method]["seen"]
+        assert seen["n"] == 84 and p_group(seen, 25, "top1") < ALPHA, (method, seen)
     out = cli("predict", str(rd.path), "--input", str(tmp_path / "data" / "vibration.npy"), "--top-k", "3", "--json")
     assert out.returncode == 0, out.stderr
     preds = json.loads(out.stdout)
@@ -185,7 +199,9 @@ def test_reduced_gnn_inputs_train_and_evaluate_again_from_checkpoints(tmp_path, 
     out = cli("train", *common, "--set", "gnn.input_dim=8", "--out", str(tmp_path / "run"))
     assert out.returncode == 0, out.stderr
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())["methods"]
-    assert saved["teacher"]["seen"]["top1"] > 0
+    # the GNN reads 8 components and kg_guided still ranks 63 seen samples (25 faults) so well within its top 10
+    # that a random ranking would do it with p < 1/1000 (binomial tail; about 1e-8 seen)
+    assert saved["kg_guided"]["seen"]["n"] == 63 and p_group(saved["kg_guided"]["seen"], 25, "top10") < ALPHA
     again = evaluate_run(tmp_path / "run")["methods"]
     assert again["kg_guided"]["seen"]["mrr"] == pytest.approx(saved["kg_guided"]["seen"]["mrr"], abs=1e-6)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -30,9 +31,10 @@ def _sets(overrides: list[str]) -> list[str]:
     return [a for o in overrides for a in ("--set", o)]
 
 
-def _start(out: Path, *prefix: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *prefix, "-m", "kgdistill", "train", QUICK, *_sets(LONG), "--out", str(out),
-                             "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _start(out: Path, *python_args: str, prefix: tuple[str, ...] | list[str] = ()) -> subprocess.Popen:
+    return subprocess.Popen([*prefix, sys.executable, *python_args, "-m", "kgdistill", "train", QUICK, *_sets(LONG),
+                             "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
@@ -70,6 +72,11 @@ def reference(tmp_path_factory) -> Path:
 def _resume_and_compare(run: Path, reference: Path) -> None:
     r = kgdistill_cmd("train", "--resume", str(run), "--quiet")
     assert r.returncode == 0, r.stderr
+    _same_as_reference(run, reference)
+
+
+def _same_as_reference(run: Path, reference: Path) -> None:
+    """A resumed run ended exactly like the uninterrupted one."""
     info = _info(run)
     assert info["status"] == "complete" and info["resumed"] >= 1
     assert _methods(run) == _methods(reference)
@@ -150,6 +157,8 @@ main()
 
 @pytest.mark.parametrize("err, says", [(errno.ENOSPC, "the disk is full"), (errno.EACCES, "permission denied")])
 def test_disk_full_or_unwritable_mid_run_keeps_the_last_checkpoint(tmp_path, reference, err, says, record_property):
+    """Injected, beside the real faults below: the 13th checkpoint write fails half-way through the file, a
+    point a real full disk or a chmod cannot be aimed at, so the half-written temporary is always exercised."""
     run = tmp_path / "run"
     script = tmp_path / "fault.py"
     script.write_text(_FAULT.format(after=12, errno=err))
@@ -168,6 +177,73 @@ def test_disk_full_or_unwritable_mid_run_keeps_the_last_checkpoint(tmp_path, ref
             f"the 13th checkpoint write fails half-way with {errno.errorcode[err]}",
             f"exit 2, one line ('{says}; the last good checkpoint is intact'), run marked `failed`, the "
             "half-written file removed; `--resume` ends equal to an uninterrupted run")
+
+
+def test_a_real_full_disk_fails_in_one_line_and_resumes_once_space_is_freed(tmp_path, reference, record_property):
+    """A real full disk, not an injected error: the run writes to a 4 MiB tmpfs mounted in a private mount
+    namespace (``unshare -rm``: a user namespace, so no privileges are needed, and the mount vanishes with the
+    process).  Wherever the disk fills, the run must stop with one line naming it (exit 2), leave no temporary
+    file, and, once the tmpfs is enlarged (``mount -o remount,size=``, the user freeing space), ``--resume``
+    must end exactly like an uninterrupted run.  The resume runs inside the same namespace, since the run's
+    saved paths point into the mount; the finished run is copied out to be compared."""
+    mnt, out = tmp_path / "mnt", tmp_path / "out"
+    mnt.mkdir()
+    out.mkdir()
+    run = mnt / "run"
+    train = " ".join(map(shlex.quote, [sys.executable, "-m", "kgdistill", "train", QUICK, *_sets(LONG), "--out",
+                                       str(run), "--quiet"]))
+    resume = " ".join(map(shlex.quote, [sys.executable, "-m", "kgdistill", "train", "--resume", str(run), "--quiet"]))
+    script = (f"set -u; mount -t tmpfs -o size=4m none {mnt} || exit 99; "
+              f"{train} 2> {out}/train.err; echo $? > {out}/train.rc; cp {run}/run.json {out}/failed.json; "
+              f"find {run} -name '.*.tmp*' > {out}/leftovers; "
+              f"mount -o remount,size=256m {mnt} && {resume} 2> {out}/resume.err; echo $? > {out}/resume.rc; "
+              f"cp -a {run} {out}/run")
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, f"unshare -rm / mount -t tmpfs failed (user namespaces off?): {r.stderr[-2000:]}"
+    err = (out / "train.err").read_text()
+    last = err.strip().splitlines()[-1]
+    assert (out / "train.rc").read_text().strip() == "2", err[-3000:]
+    assert last.startswith("kgdistill: error:") and ("disk is full" in last or "No space left on device" in last)
+    assert "Traceback" not in err
+    assert json.loads((out / "failed.json").read_text())["status"] == "failed"
+    assert (out / "leftovers").read_text() == ""  # no half-written file left behind
+    assert (out / "resume.rc").read_text().strip() == "0", (out / "resume.err").read_text()[-3000:]
+    _same_as_reference(out / "run", reference)
+    _record(record_property, "disk full (real)", "the run directory on a 4 MiB tmpfs (unshare -rm, no privileges)",
+            f"exit 2, one line ('{last.split(': ', 2)[-1][:80]}...'), run marked `failed`, no temporary left; after "
+            "the tmpfs is enlarged, `--resume` ends equal to an uninterrupted run")
+
+
+def test_a_really_unwritable_run_folder_fails_in_one_line_and_resumes(tmp_path, reference, record_property):
+    """Permissions, not patching: the training runs with every capability dropped (``setpriv``), so even as
+    root it cannot write past a folder's mode bits; once its first checkpoint exists, every folder of the run is
+    made read-only (0555).  The next write fails for real with EACCES: one line (exit 2) saying permission is
+    denied and the last good checkpoint is intact.  The run cannot mark itself failed (run.json's folder is
+    read-only too), so it stays `running` with a dead pid, which ``--resume`` accepts, as after a kill; with the
+    modes restored, the resume ends exactly like an uninterrupted run."""
+    run = tmp_path / "run"
+    proc = _start(run, prefix=["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--"])
+    _wait_for(run / "state" / "calibration" / "teacher.pt", proc)
+    folders = [run, *(p for p in run.rglob("*") if p.is_dir())]
+    for d in folders:
+        d.chmod(0o555)
+    try:
+        _, err = proc.communicate(timeout=600)
+    finally:
+        for d in folders:
+            d.chmod(0o755)
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 2, err[-3000:]
+    assert last.startswith("kgdistill: error:") and "permission denied" in last and "checkpoint is intact" in last
+    assert "Traceback" not in err
+    assert _info(run)["status"] == "running"
+    assert not list(run.rglob(".*.tmp*"))
+    read_state(run / "state" / "calibration" / "teacher.pt")  # the last good checkpoint reads back whole
+    _resume_and_compare(run, reference)
+    _record(record_property, "output folder unwritable (real)",
+            "every run folder chmod 0555 mid-run, the training without capabilities (setpriv), so root obeys the modes",
+            "exit 2, one line ('permission denied; the last good checkpoint is intact'); run left `running` "
+            "(run.json unwritable); `--resume` ends equal to an uninterrupted run")
 
 
 def test_resume_refuses_a_complete_run_a_live_run_and_a_different_config(tmp_path, reference, cli, record_property):

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chance import ALPHA, p_group  # noqa: E402
 from conftest import TINY  # noqa: E402
 
 from kgdistill.gnn import GNNS  # noqa: E402
@@ -76,7 +77,11 @@ def test_pipeline_trains_with_sampled_neighbourhoods(tmp_path):
                                                          "eval.plots=false"])
     rd = run_pipeline(cfg, tmp_path / "run", progress=False, log=lambda *_: None)
     m = rd.metrics()
-    assert m["methods"]["kg_guided"]["seen"]["top1"] > m["chance_top1"]
+    # the teacher, whose GNN trained on sampled neighbourhoods, on 30 seen test samples of 12 diseases: top-1 and
+    # MRR a random ranking reaches with p < 1/1000 (binomial tail / Hoeffding; about 26 of 30, p ~ 1e-24, seen).
+    # Not kg_guided: fused with the training-free text baseline it is perfect here whatever the GNN does.
+    seen = m["methods"]["teacher"]["seen"]
+    assert p_group(seen, 12, "top1") < ALPHA and p_group(seen, 12, "mrr") < ALPHA, seen
     val = [float(r["val_mrr"]) for r in csv.DictReader((rd.path / "logs" / "teacher.csv").open())]
     assert max(val) > val[0] + 0.05  # the teacher and its sampled GNN learn
 

@@ -226,7 +226,10 @@ def _fault_dataset(root: Path) -> Path:
 
 
 def test_secret_in_environment_is_written_nowhere(tmp_path, monkeypatch, capsys, caplog, record_property):
-    """A complete training run with NEO4J_* credentials set: the secret is in no file, no output, no log."""
+    """A complete training run with NEO4J_* credentials set: the secret is in no file, no output, no log.
+    This job never connects, so it catches a dump of the environment (config, logs, errors); the job that
+    really logs in with the password and is grepped the same way is
+    tests/test_graph_from_neo4j.py::test_training_reads_its_graph_from_neo4j (needs the Neo4j test server)."""
     from kgdistill.config import load_config
     from kgdistill.pipeline import run_pipeline
 

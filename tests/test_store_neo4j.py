@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import threading
+import types
 import time
 from pathlib import Path
 
@@ -269,7 +270,7 @@ def _run_counts(store, run_id):
     return store._read_q(q, {"r": run_id}, "counting")[0]
 
 
-def test_server_killed_or_restarted_mid_push(tmp_path, neo4j_env, record_property):
+def test_server_killed_or_restarted_mid_push(tmp_path, neo4j_env, record_property, monkeypatch):
     run = make_run_dir(tmp_path / "run", K=60, d=16, n_samples=600, seed=5, run_id=f"fault-{unique_tag()} 'q'")
     ex = read_run_dir(run.path)
     expected = {"samples": 600, "prototypes": 60, "sa": 600 * 2 * run.top_k, "pa": len(ex.prototype_alignments()),
@@ -302,12 +303,26 @@ def test_server_killed_or_restarted_mid_push(tmp_path, neo4j_env, record_propert
                 kill_once.done = True
                 server.kill()
 
-        t0 = time.monotonic()
-        with pytest.raises(StoreError) as exc:
-            store.push(ex2, on_batch=kill_once)
+        # bounded by counts, not by a clock a loaded machine can stretch: after the kill, the failing batch is
+        # tried exactly retries + 1 = 3 times, with the two waits between them 0.2 s then 0.4 s (doubling)
+        waits: list[float] = []
+        sessions = {"after_kill": 0}
+        clock = types.SimpleNamespace(monotonic=time.monotonic,
+                                      sleep=lambda s: (waits.append(s), time.sleep(s)))
+        opened = store._driver.session
+
+        def counting_session(*a, **kw):
+            sessions["after_kill"] += bool(getattr(kill_once, "done", False))
+            return opened(*a, **kw)
+
+        store._driver.session = counting_session
+        with monkeypatch.context() as mp:
+            mp.setattr(neo4j_module, "time", clock)
+            with pytest.raises(StoreError) as exc:
+                store.push(ex2, on_batch=kill_once)
         msg = str(exc.value)
         assert "\n" not in msg and "gave up after 3 attempts" in msg and "re-run" in msg
-        assert time.monotonic() - t0 < 30
+        assert waits == [0.2, 0.4] and sessions["after_kill"] == 3
         store.close()
 
         # 3. server back: the run shows as incomplete, and a re-run completes it without duplicates

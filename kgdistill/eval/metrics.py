@@ -1,4 +1,8 @@
-"""Ranking metrics over all candidate concepts, split by seen and unseen true concepts."""
+"""Ranking metrics over all candidate concepts, split by seen and unseen true concepts.
+
+Tie rule (pessimistic): a true concept tied with other candidates ranks below all of them, so its rank is the
+number of candidates scoring at least as high as it (itself included).  A model that scores every candidate alike
+therefore ranks the truth last, not first: ties can never make a model look better than chance."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +10,18 @@ import torch
 
 
 def ranks_of_truth(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """1-based rank of the true concept in each row (ties count against the truth)."""
+    """1-based rank of the true concept in each row; a tie counts against the truth (the module's tie rule), and
+    so does a NaN score of the truth (ranked last, never first)."""
     target = scores.gather(1, y.unsqueeze(1))
-    return (scores > target).sum(1) + 1
+    return ((scores >= target) | target.isnan()).sum(1)
+
+
+def chance_levels(num_candidates: int, top_k: tuple[int, ...] = (1, 10)) -> dict[str, float]:
+    """What a uniformly random ranking of ``num_candidates`` scores on average: top-k = min(k, K) / K and
+    MRR = (1 + 1/2 + ... + 1/K) / K (the truth is equally likely at every rank)."""
+    out = {f"top{k}": min(k, num_candidates) / num_candidates for k in top_k}
+    out["mrr"] = float(sum(1.0 / r for r in range(1, num_candidates + 1)) / num_candidates)
+    return out
 
 
 def ranking_metrics(ranks: torch.Tensor, top_k: tuple[int, ...] = (1, 10)) -> dict[str, float]:
@@ -54,10 +67,11 @@ def concept_similarity(reach: list[set[int]]) -> np.ndarray:
 def mistake_severity(scores: torch.Tensor, y: torch.Tensor, similarity: torch.Tensor) -> dict[str, float | None]:
     """How far wrong top-1 guesses land from the truth in the graph: mean of 1 - Jaccard (lower is better).
     With no wrong guess there is no severity: ``mean`` is None (not 0, which would read as a perfect severity and
-    pull an average over seeds down)."""
-    pred = scores.argmax(1)
-    wrong = pred != y
+    pull an average over seeds down).  A wrong guess is a row whose truth is not ranked first under the tie rule;
+    the guess is then the best-scoring other candidate."""
+    wrong = ranks_of_truth(scores, y) > 1
     if not bool(wrong.any()):
         return {"mean": None, "n_mistakes": 0}
-    sev = 1.0 - similarity[pred[wrong], y[wrong]]
+    rows = scores[wrong].scatter(1, y[wrong].unsqueeze(1), float("-inf"))
+    sev = 1.0 - similarity[rows.argmax(1), y[wrong]]
     return {"mean": float(sev.mean()), "n_mistakes": int(wrong.sum())}

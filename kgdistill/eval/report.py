@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from .metrics import chance_levels
+
 # the baseline row is "text_baseline" (training-free, reads the graph) or "nearest_centroid" (labelled samples'
 # centroids); runs made before those names call it "prototype"
 ORDER = ("teacher", "text_baseline", "nearest_centroid", "prototype", "student_alone", "kd", "kg_guided",
@@ -108,7 +110,7 @@ def _graph_added(metrics: dict) -> list[str]:
     ks = shown_k(metrics)
     if kg.get("unseen"):
         k = max(ks)
-        chance = min(k, metrics["num_candidates"]) / metrics["num_candidates"]
+        chance = chance_levels(metrics["num_candidates"], (k,))[f"top{k}"]
         out.append(f"- Unseen top-{k}: {100 * kg['unseen'][f'top{k}']:.1f}% ({kg['unseen'][f'top{k}'] / chance:.1f}x "
                    "chance).")
     return out

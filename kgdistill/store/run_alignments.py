@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from ..fileio import save_file
 
 
 @dataclass
