@@ -22,3 +22,11 @@ DATASET_WRITERS: Registry[Callable[[Path, Any, int], Path]] = Registry("data sou
 def write_hpo_benchmark(out: Path, data: Any, seed: int) -> Path:
     """Patients simulated from the HPO disease annotations (``data.hpo``)."""
     return generate_hpo_benchmark(out, data.hpo, seed=seed)
+
+
+@DATASET_WRITERS.register("bearings")
+def write_bearings(out: Path, data: Any, seed: int) -> Path:
+    """The shipped CWRU recordings cut into one of the bearing tasks (``data.bearings``)."""
+    from .bearings import write_bearing_task
+
+    return write_bearing_task(out, data.bearings, seed)
