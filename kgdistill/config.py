@@ -129,11 +129,35 @@ class PatientsConfig(Strict):
         return v
 
 
+class BearingsConfig(Strict):
+    """``data.source: bearings``: the shipped CWRU recordings cut into one of issue 17's tasks
+    (kgdistill/data/bearings.py): drive-end teacher, fan-end student, windows from disjoint segments."""
+
+    task: Literal["one_load", "cross_load", "unseen"] = "one_load"
+    load: int = Field(0, ge=0, le=3)                 # one_load, unseen: the motor load (hp)
+    source_load: int = Field(0, ge=0, le=3)          # cross_load: labels here ...
+    target_load: int = Field(1, ge=0, le=3)          # ... unlabelled paired windows and the tests here
+    labelled_per_class: int | None = Field(5, ge=1)  # labelled fan-end training windows per class (null: all)
+    held_out: list[str] = ["cwru:DE_IR_014", "cwru:DE_B_021", "cwru:DE_OR6_007"]  # unseen: no training window
+    window: int = Field(2048, ge=16)
+    stride: int = Field(1024, ge=1)
+    fan_end_faults: bool = False                     # also the faults seeded in the fan-end bearing
+    file: str | None = None                          # the derived CWRU .npz (null: data/cwru/cwru_12k.npz)
+    graph: str | None = None                         # the fault graph (null: graphs/bearing_faults.ttl)
+
+    @model_validator(mode="after")
+    def _two_loads(self) -> "BearingsConfig":
+        if self.task == "cross_load" and self.source_load == self.target_load:
+            raise ValueError(f"source_load and target_load are both {self.source_load}; expected two loads")
+        return self
+
+
 class DataConfig(Strict):
-    source: Literal["hpo_benchmark", "phenopackets", "paired"] = "hpo_benchmark"
+    source: Literal["hpo_benchmark", "phenopackets", "bearings", "paired"] = "hpo_benchmark"
     path: str | None = None
     hpo: HPOBenchmarkConfig = HPOBenchmarkConfig()
     patients: PatientsConfig = PatientsConfig()
+    bearings: BearingsConfig = BearingsConfig()
     teacher_modality: str | None = None
     student_modality: str | None = None
 
@@ -308,6 +332,9 @@ class EvalConfig(Strict):
     text_baseline: Part = Part(name="mean")
     plots: bool = True
     export_top_k: int = Field(5, ge=1)
+    # students also scored as adapted by AdaBN (encoders/adabn.py): their batch-norm statistics re-estimated on the
+    # training samples that carry no label at all (a target domain's paired windows), as a row '<method>_adabn'
+    adabn: list[str] = []
 
     @field_validator("text_baseline")
     @classmethod
@@ -341,6 +368,14 @@ class RunConfig(Strict):
 
     _safe_name = field_validator("name")(_file_name_safe)
 
+    @model_validator(mode="after")
+    def _adabn_methods(self) -> "RunConfig":
+        for m in self.eval.adabn:
+            if m not in self.student.methods:
+                raise ValueError(f"eval.adabn: {m!r} is not a student method; expected one of "
+                                 f"{', '.join(self.student.methods)}")
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -356,7 +391,8 @@ class RunConfig(Strict):
             return p if not p or "://" in p or Path(p).is_absolute() else str((base / p).resolve())
 
         return self.model_copy(update={
-            "data": self.data.model_copy(update={"path": fix(self.data.path)}),
+            "data": self.data.model_copy(update={"path": fix(self.data.path), "bearings": self.data.bearings.model_copy(
+                update={"file": fix(self.data.bearings.file), "graph": fix(self.data.bearings.graph)})}),
             "graph": self.graph.model_copy(update={"path": fix(self.graph.path)}),
             "text": self.text.model_copy(update={"model_path": fix(self.text.model_path),
                                                  "cache_dir": fix(self.text.cache_dir)})})
@@ -584,7 +620,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 # kgdistill demo --task NAME: the packaged configs (full, --quick) of each demo task
 # task name -> (full config, quick config): "patients" ranks real published patients (phenopacket-store), the
 # default; "simulated" draws patients from the very annotations the graph holds (a graph-only scorer inverts it)
-DEMO_TASKS: dict[str, tuple[str, str]] = {"patients": ("patients", "patients_quick"), "simulated": ("default", "quick")}
+DEMO_TASKS: dict[str, tuple[str, str]] = {"patients": ("patients", "patients_quick"), "simulated": ("default", "quick"),
+                                         "bearings": ("bearings", "bearings_quick")}
 DEFAULT_DEMO_TASK = "patients"
 
 

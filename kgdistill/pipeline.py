@@ -23,7 +23,7 @@ from .errors import RunDirError, TrainingInterrupted
 from .eval.calibration import Calibration, ValidationScores, calibrations_from_json, calibrations_to_json
 from .fileio import write_json_atomic
 from .model import VALIDATION_SCORES_FILE
-from .results import finish_run
+from .results import adabn_pool, finish_run
 from .run_dir import RunDir
 from .task import Task, build_task
 from .train.calibration_pass import calibrate
@@ -92,6 +92,8 @@ def build_run_task(cfg: RunConfig, rd: RunDir, device, progress: bool, log, dist
     task = build_task(cfg, rd.path, device, progress=progress)
     if dist is not None and dist.is_main:
         dist.barrier()
+    if cfg.eval.adabn:
+        adabn_pool(task)
     rd.update(graph_source=str(task.kg.source))
     task.kg.save_csv(rd.path / "graph")
     log(f"[kgdistill] {len(task.ds)} samples, {task.num_candidates} candidates "

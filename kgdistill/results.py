@@ -9,8 +9,12 @@ import numpy as np
 import torch
 
 from .config import RunConfig
+from .encoders import embed
+from .encoders.adabn import adapt_batch_norm
+from .errors import DataError
 from .eval.evaluate import method_metrics
 from .eval.metrics import chance_levels
+from .gnn.concepts import cosine_logits
 from .fileio import write_json_atomic
 from .graph.distinct import indistinguishable, warning_line
 from .model import TEACHER, DistilledModel
@@ -22,6 +26,7 @@ from .train.calibration_pass import skip_reason
 KG_GUIDED = "kg_guided"        # the method the alignments, plots and report follow
 TEXT_BASELINE = "text_baseline"          # the baseline row of a text student: training-free, reads the graph
 NEAREST_CENTROID = "nearest_centroid"    # the baseline row otherwise: labelled samples' centroids, seen only
+ADABN = "_adabn"                         # suffix of a student's row after AdaBN on the unlabelled domain
 
 
 def chance_fields(num_candidates: int) -> dict[str, float]:
@@ -37,12 +42,39 @@ def evaluate(cfg: RunConfig, task: Task, model: DistilledModel, device: torch.de
              ) -> tuple[dict[str, dict], dict[str, torch.Tensor]]:
     """Each method's metrics on the test samples, and its final scores [n, K] (the baseline row first)."""
     te = task.idx("test")
-    raw = model.task_scores(task, te, device)
+    raw = model.task_scores(task, te, device) | adabn_scores(cfg, task, model, te, device)
     baseline = task.baseline_scores(te)
     final = {baseline_row(task): baseline} | model.final_scores(raw, baseline)
     methods = method_metrics(final, raw, model.calibrations, torch.as_tensor(task.y[te]), torch.as_tensor(task.seen),
                              task.concept_sim, tuple(cfg.eval.top_k), seen_only=(NEAREST_CENTROID,))
     return methods, final
+
+
+def adabn_pool(task: Task) -> np.ndarray:
+    """The samples AdaBN re-estimates batch norms on: training samples without any label (checked before
+    training, so a run that cannot score its ``eval.adabn`` rows stops at once)."""
+    pool = task.idx("train")
+    pool = pool[task.y[pool] < 0]
+    if not len(pool):
+        raise DataError("eval.adabn: the dataset has no training sample without a label; expected a target "
+                        "domain's unlabelled samples to re-estimate batch norms on", source=str(task.ds.root))
+    return pool
+
+
+def adabn_scores(cfg: RunConfig, task: Task, model: DistilledModel, idx: np.ndarray, device: torch.device
+                 ) -> dict[str, torch.Tensor]:
+    """Raw scores [n, K] of each ``eval.adabn`` student with its batch norms re-estimated on the training samples
+    that carry no label at all (the target load's paired windows of a cross-load task), as ``<method>_adabn``."""
+    if not cfg.eval.adabn:
+        return {}
+    pool = adabn_pool(task)
+    out = {}
+    for m in cfg.eval.adabn:
+        st = model.student(m)
+        enc = adapt_batch_norm(st.encoder, task.student.x[torch.as_tensor(pool)].to(device))
+        out[m + ADABN] = cosine_logits(embed(enc, task.student.x[torch.as_tensor(idx)].to(device)),
+                                       st.concepts().float(), 1.0).cpu()
+    return out
 
 
 def test_embeddings(task: Task, model: DistilledModel, method: str, device: torch.device

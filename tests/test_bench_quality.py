@@ -223,3 +223,63 @@ def test_results_go_beside_the_runs_unless_published():
         bq.results_folder(ROOT / "docs" / "img", Path("r"), publish=False, quick=True)
     with pytest.raises(KGDistillError, match="give --publish or --results, not both"):
         bq.results_folder(Path("x"), Path("r"), publish=True, quick=False)
+
+
+def _rows(**per_key: dict[str, float]) -> dict[str, dict]:
+    """{method: {"sub:seed": {"seen_top1": v, ...}}} from {method: {"sub:seed": v}} (seen top-1 only)."""
+    return {m: {k: {"seen_top1": v, "all_top1": v, "mistake_severity": 0.5} for k, v in rows.items()}
+            for m, rows in per_key.items()}
+
+
+def test_bearing_targets_by_hand():
+    """Issue 17's targets from hand-made figures: every load within 3 points, AdaBN + 3 and 90%, unseen >= 50%
+    with at most a 2-point drop, and severity below every baseline."""
+    bq = _bench_quality()
+    one = bq.TASKS["bearings_one_load"]
+    assert [s for s, _ in one.sweep] == ["load0", "load1", "load2", "load3"] and one.all_labels
+    res = bq.summarise(one, [0, 1], _rows(
+        kg_guided={"load0:0": 0.97, "load0:1": 0.95, "load1:0": 0.90, "load1:1": 0.92, "load2:0": 1.0, "load2:1": 1.0,
+                   "load3:0": 0.99, "load3:1": 0.99},
+        student_all_labels={k: 1.0 for k in ("load0:0", "load0:1", "load1:0", "load1:1", "load2:0", "load2:1",
+                                              "load3:0", "load3:1")}))
+    t1 = res["targets"]["1_few_labels_vs_all_labels"]
+    # gaps: load0 1 - 0.96 = 4 points (missed), load1 9 points (the worst), load2 0, load3 1
+    assert t1["met"] is False and t1["worst"] == "load1" and t1["gap"] == pytest.approx(0.09)
+    assert t1["per_run"]["load0"]["gap"] == pytest.approx(0.04) and t1["per_run"]["load3"]["gap"] == pytest.approx(0.01)
+    cross = bq.TASKS["bearings_cross_load"]
+    assert len(cross.sweep) == 12 and not cross.all_labels
+    res = bq.summarise(cross, [0], _rows(kg_guided={"load0to1:0": 0.95, "load1to0:0": 0.89},
+                                         student_alone_adabn={"load0to1:0": 0.90, "load1to0:0": 0.88}))
+    t2 = res["targets"]["2_cross_load_vs_adabn"]      # means 0.92 vs 0.89: +3.0 points and above 90%
+    assert t2["met"] is True and t2["margin"] == pytest.approx(0.03)
+    res = bq.summarise(bq.TASKS["bearings_unseen"], [0], _rows(kg_guided={"0": 0.95}, kg_guided_no_holdout={"0": 0.98}))
+    res["summary"]["kg_guided"]["unseen_top1"] = {"mean": 0.5, "std": 0.0, "n": 1}
+    t3 = bq.check_targets(bq.TASKS["bearings_unseen"], res["summary"], res["mistake_severity_pooled"])
+    assert t3["3_unseen_faults"]["met"] is False and t3["3_unseen_faults"]["drop"] == pytest.approx(0.03)
+    assert "4_mistake_severity_pooled" not in t3           # no baseline in these figures: nothing to compare
+    pooled = {"kg_guided": 0.3, "student_alone": 0.4, "kd": None, "student_alone_adabn": 0.35}
+    summary = {m: {} for m in pooled}
+    t4 = bq.bearing_targets(cross, summary, pooled, None)["4_mistake_severity_pooled"]
+    assert t4["met"] is True and t4["best_baseline"] == "student_alone_adabn" and t4["no_mistakes"] == ["kd"]
+    tie = bq.bearing_targets(cross, summary, {**pooled, "kg_guided": 0.35}, None)["4_mistake_severity_pooled"]
+    assert tie["met"] is False                             # a tie is no win
+
+
+def test_bearing_task_configs():
+    """Every bearing task's config validates; the all-labels twin gives the student every label and no AdaBN."""
+    from kgdistill.config import validate_config
+
+    bq = _bench_quality()
+    for name in ("bearings_one_load", "bearings_cross_load", "bearings_unseen"):
+        task = bq.TASKS[name]
+        tree = bq.task_tree(task, ["seed=1", *(task.sweep[-1][1] if task.sweep else ())])
+        cfg = validate_config(tree)
+        assert cfg.data.source == "bearings" and sorted(cfg.student.methods) == sorted(bq.BEARING_METHODS)
+        assert cfg.student.methods["kg_guided"].fusion is False and cfg.teacher.encoder.name == "wdcnn"
+    cross = validate_config(bq.task_tree(bq.TASKS["bearings_cross_load"], ["data.bearings.source_load=3",
+                                                                              "data.bearings.target_load=0"]))
+    assert (cross.data.bearings.task, cross.data.bearings.labelled_per_class, cross.eval.adabn) == \
+        ("cross_load", None, ["student_alone"])
+    twin = validate_config(bq.all_labels_tree(bq.task_tree(bq.TASKS["bearings_one_load"], [])))
+    assert twin.data.bearings.labelled_per_class is None
+    assert sorted(twin.student.methods) == ["kg_guided", "student_alone"]

@@ -253,6 +253,20 @@ def load_pairs(data: CwruData | str | Path | None = None, fault_ends: tuple[str,
     return [(s, t) for s in loads for t in loads if s != t and len(cls[s] & cls[t]) >= min_classes]
 
 
+def write_bearing_task(out: str | Path, cfg, seed: int) -> Path:
+    """``data.source: bearings``: the task ``cfg`` (a ``config.BearingsConfig``) names, written into ``out``."""
+    kw: dict = {"labelled_per_class": cfg.labelled_per_class, "seed": seed,
+                "windowing": Windowing(cfg.window, cfg.stride),
+                "fault_ends": DEFAULT_ENDS + (("fan_end",) if cfg.fan_end_faults else ()),
+                "data": Path(cfg.file).expanduser() if cfg.file else None,
+                "graph": Path(cfg.graph).expanduser() if cfg.graph else BEARING_GRAPH}
+    if cfg.task == "cross_load":
+        return write_cross_load(out, cfg.source_load, cfg.target_load, **kw).parent
+    if cfg.task == "unseen":
+        return write_unseen(out, cfg.load, tuple(cfg.held_out), **kw).parent
+    return write_one_load(out, cfg.load, **kw).parent
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("task", choices=("one_load", "cross_load", "unseen"))

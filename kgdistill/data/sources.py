@@ -29,3 +29,9 @@ def write_hpo_benchmark(out: Path, data: Any, seed: int) -> Path:
 def write_phenopackets(out: Path, data: Any, seed: int) -> Path:
     """Real published patients: phenopacket-store 0.1.24 split by publication (``data.patients``)."""
     return write_patients(out, data, seed)
+@DATASET_WRITERS.register("bearings")
+def write_bearings(out: Path, data: Any, seed: int) -> Path:
+    """The shipped CWRU recordings cut into one of the bearing tasks (``data.bearings``)."""
+    from .bearings import write_bearing_task
+
+    return write_bearing_task(out, data.bearings, seed)
