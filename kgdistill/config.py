@@ -110,10 +110,29 @@ class HPOBenchmarkConfig(Strict):
         return self
 
 
+class SpokenDigitsConfig(Strict):
+    """``data.source: spoken_digits``: spoken digits (student) paired with digit images (teacher), split by
+    speaker (``kgdistill/data/spoken_digits.py``)."""
+
+    labelled_per_digit: int = Field(5, ge=1, le=50)
+    heldout: list[Annotated[int, Field(ge=0, le=9)]] = Field([3, 7], max_length=8)   # digits never heard labelled
+    teacher_sees_heldout: bool = False
+    seconds: float = Field(1.0, gt=0.0, le=10.0)
+
+    @field_validator("heldout")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"expected distinct digits, got {v}")
+        return v
+
+
 class DataConfig(Strict):
-    source: Literal["hpo_benchmark", "paired"] = "hpo_benchmark"
+    # paired: the user's folder at data.path; any other: a writer in data/sources.py (DATASET_WRITERS)
+    source: Literal["hpo_benchmark", "paired", "spoken_digits"] = "hpo_benchmark"
     path: str | None = None
     hpo: HPOBenchmarkConfig = HPOBenchmarkConfig()
+    spoken_digits: SpokenDigitsConfig = SpokenDigitsConfig()
     teacher_modality: str | None = None
     student_modality: str | None = None
 
@@ -223,6 +242,16 @@ class OptimConfig(Strict):
     weight_decay: float = Field(1e-4, ge=0.0)
     patience: int = Field(10, ge=1)
     encoder: Part
+
+    @field_validator("encoder")
+    @classmethod
+    def _encoder_settings(cls, v: Part) -> Part:
+        """Settings an encoder can check without data (``mode: lora``'s rank, alpha, ...) fail at load."""
+        from .encoders import ENCODERS
+
+        if v.name in ENCODERS:
+            ENCODERS.get(v.name).check_params(**v.params)
+        return v
 
 
 class StageConfig(OptimConfig):
@@ -343,7 +372,7 @@ class RunConfig(Strict):
 
 
 # --------------------------------------------------------------------- loading
-_SUBKEY = re.compile(r"^([A-Za-z_]\w*): (.*)$", re.S)
+_SUBKEY = re.compile(r"^([A-Za-z_][\w.]*): (.*)$", re.S)
 
 
 def _format_error(err: dict[str, Any]) -> str:
@@ -355,7 +384,8 @@ def _format_error(err: dict[str, Any]) -> str:
         return f"{loc}: required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
     sub = _SUBKEY.match(msg)
-    if kind == "value_error" and sub and isinstance(err.get("input"), dict) and sub.group(1) in err["input"]:
+    inp = err.get("input")
+    if kind == "value_error" and sub and isinstance(inp, dict) and sub.group(1).split(".")[0] in inp:
         return f"{loc}.{sub.group(1)}: {sub.group(2)}"  # a part's validator naming one of its own keys
     got = err.get("input")
     if kind not in ("value_error",) and not isinstance(got, (dict, list)):
@@ -562,7 +592,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 # kgdistill demo --task NAME: the packaged configs (full, --quick) of each demo task
-DEMO_TASKS: dict[str, tuple[str, str]] = {"simulated": ("default", "quick")}
+DEMO_TASKS: dict[str, tuple[str, str]] = {"simulated": ("default", "quick"),
+                                          "spoken-digits": ("spoken_digits", "spoken_digits_quick")}
 DEFAULT_DEMO_TASK = "simulated"
 
 

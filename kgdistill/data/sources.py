@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from ..registry import Registry
 from .hpo_benchmark import generate_hpo_benchmark
+from .spoken_digits import write_spoken_digits
 
 DATASET_WRITERS: Registry[Callable[[Path, Any, int], Path]] = Registry("data source")
 
@@ -22,3 +23,11 @@ DATASET_WRITERS: Registry[Callable[[Path, Any, int], Path]] = Registry("data sou
 def write_hpo_benchmark(out: Path, data: Any, seed: int) -> Path:
     """Patients simulated from the HPO disease annotations (``data.hpo``)."""
     return generate_hpo_benchmark(out, data.hpo, seed=seed)
+
+
+@DATASET_WRITERS.register("spoken_digits")
+def write_spoken_digits_source(out: Path, data: Any, seed: int) -> Path:
+    """Spoken digits (shipped FSDD copy) paired with scikit-learn's digit images (``data.spoken_digits``)."""
+    sd = data.spoken_digits
+    return write_spoken_digits(out, seed=seed, labelled_per_digit=sd.labelled_per_digit, heldout=tuple(sd.heldout),
+                               teacher_sees_heldout=sd.teacher_sees_heldout, seconds=sd.seconds).parent
