@@ -177,13 +177,25 @@ class DistilledModel:
         x, sentences, per = sentence_index(texts)
         return x, torch.from_numpy(self.embedder.embed(sentences)), per
 
+    @staticmethod
+    def sentences_of(x: torch.Tensor, per: list[list[str]]) -> list[str]:
+        """The unique sentences ``x`` indexes (what a fine-tuned or LoRA text student reads), from each note's."""
+        out = [""] * (int(x.max()) + 1 if x.numel() else 0)
+        for row, sents in zip(x.tolist(), per):
+            for i, s in zip(row, sents):
+                out[i] = s
+        return out
+
     @torch.no_grad()
-    def student_vectors(self, method: str, x: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        """L2-normalised student-space vectors of new inputs (text: ``x`` indexes ``table``; other kinds: raw
-        values, standardised here with the training statistics)."""
+    def student_vectors(self, method: str, x: torch.Tensor, table: torch.Tensor | None = None,
+                        sentences: list[str] | None = None) -> torch.Tensor:
+        """L2-normalised student-space vectors of new inputs (text: ``x`` indexes ``table`` and ``sentences``;
+        other kinds: raw values, standardised here with the training statistics)."""
         enc = self.student(method).eval().encoder.cpu()
         if table is not None:
-            enc.sentence_table = table.float()
+            if getattr(enc, "mode", "frozen") != "frozen" and sentences is None:
+                raise RunDirError(f"the {enc.mode} text student reads sentences, none were given")
+            enc.use_sentences(table, sentences or [])
         else:
             x = self.standardise(x)
         return nn.functional.normalize(enc(x).float(), dim=-1)
@@ -207,10 +219,11 @@ class DistilledModel:
         return None if rate is None else int(rate)
 
     @torch.no_grad()
-    def score_inputs(self, method: str, x: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+    def score_inputs(self, method: str, x: torch.Tensor, table: torch.Tensor | None = None,
+                     sentences: list[str] | None = None) -> torch.Tensor:
         """Final scores [n, K] of new inputs for ``method``: cosine to its concepts, calibrated, and (a fused
         method on text) plus beta x the text baseline."""
-        z = self.student_vectors(method, x, table)
+        z = self.student_vectors(method, x, table, sentences)
         st = self.student(method)
         raw = z @ nn.functional.normalize(st.concepts.cpu()().float(), dim=-1).T
         baseline = None
@@ -222,8 +235,8 @@ class DistilledModel:
         return self.final_scores({method: raw}, baseline)[method]
 
     def score_texts(self, texts: Sequence[str], method: str) -> torch.Tensor:
-        x, table, _ = self.text_inputs(texts)
-        return self.score_inputs(method, x, table)
+        x, table, per = self.text_inputs(texts)
+        return self.score_inputs(method, x, table, self.sentences_of(x, per))
 
     # --------------------------------------------------------------- saving
     def save(self, run_path: str | Path, *, weights: bool = True) -> None:

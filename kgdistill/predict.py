@@ -56,13 +56,13 @@ class Predictor:
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised student-space vectors, comparable with the concepts' GNN embeddings."""
-        x, table, _ = self.model.text_inputs(texts)
-        return self.model.student_vectors(self.method, x, table).numpy()
+        x, table, per = self.model.text_inputs(texts)
+        return self.model.student_vectors(self.method, x, table, self.model.sentences_of(x, per)).numpy()
 
     @torch.no_grad()
     def predict_texts(self, texts: Sequence[str], top_k: int = 10) -> list[list[Prediction]]:
         x, table, per = self.model.text_inputs(texts)
-        scores = self.model.score_inputs(self.method, x, table)
+        scores = self.model.score_inputs(self.method, x, table, self.model.sentences_of(x, per))
         return [self._rank(scores[i], top_k, per[i], table[x[i][x[i] >= 0]]) for i in range(len(per))]
 
     @torch.no_grad()
