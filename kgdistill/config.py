@@ -308,6 +308,16 @@ class TrainConfig(Strict):
     num_threads: int | None = Field(None, ge=1)
     compile: bool = False          # torch.compile the encoder + concept module of every stage
     checkpoint_every: int = Field(1, ge=0)  # epochs between resume checkpoints; 0: only on interruption
+    # experiment tracking (train/tracking.py): either, both or none; MLflow's store: RUN/mlruns unless tracking_uri
+    tracking: list[Literal["tensorboard", "mlflow"]] = []
+    tracking_uri: str | None = None
+
+    @field_validator("tracking")
+    @classmethod
+    def _once_each(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"each tool once, got {v}")
+        return v
 
 
 class EvalConfig(Strict):
