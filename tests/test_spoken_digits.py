@@ -140,3 +140,21 @@ def test_bad_spoken_digits_settings_name_the_key(override, message):
     with pytest.raises(ConfigError, match="^--set " + override.replace("[", r"\[").replace("]", r"\]")) as exc:
         load_config(demo_config("spoken-digits", True), [override])
     assert message in str(exc.value)
+
+
+@pytest.mark.slow
+def test_the_demo_runs_from_the_cli_and_writes_its_data_into_the_run(cli, tmp_path):
+    """``kgdistill demo --task spoken-digits --quick`` end to end (one epoch each, short recordings): the run
+    holds the dataset it wrote, and scores the 1,000 test recordings of the two speakers never heard."""
+    import json
+
+    out = tmp_path / "run"
+    res = cli("demo", "--task", "spoken-digits", "--quick", "--out", str(out), "--quiet", "--set", "teacher.epochs=1",
+              "--set", "student.epochs=1", "--set", f"data.spoken_digits.seconds={SECONDS}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    ds = load_paired(out / "data")
+    assert ds.modalities["voice"].values.shape == (2700, 2000) and ds.modalities["digit_image"].kind == "image"
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["num_test"], m["num_seen"], m["num_unseen"]) == (1000, 8, 2)
+    assert m["roles"] == {"teacher": "digit_image", "teacher_kind": "image", "student": "voice", "student_kind": "audio"}
+    assert set(m["methods"]) >= {"teacher", "student_alone", "kd", "kg_guided"}
