@@ -152,12 +152,31 @@ class BearingsConfig(Strict):
         return self
 
 
+class SpokenDigitsConfig(Strict):
+    """``data.source: spoken_digits``: spoken digits (student) paired with digit images (teacher), split by
+    speaker (``kgdistill/data/spoken_digits.py``)."""
+
+    labelled_per_digit: int = Field(5, ge=1, le=50)
+    heldout: list[Annotated[int, Field(ge=0, le=9)]] = Field([3, 7], max_length=8)   # digits never heard labelled
+    teacher_sees_heldout: bool = False
+    seconds: float = Field(1.0, gt=0.0, le=10.0)
+
+    @field_validator("heldout")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"expected distinct digits, got {v}")
+        return v
+
+
 class DataConfig(Strict):
-    source: Literal["hpo_benchmark", "phenopackets", "bearings", "paired"] = "hpo_benchmark"
+    # paired: the user's folder at data.path; any other: a writer in data/sources.py (DATASET_WRITERS)
+    source: Literal["hpo_benchmark", "phenopackets", "bearings", "spoken_digits", "paired"] = "hpo_benchmark"
     path: str | None = None
     hpo: HPOBenchmarkConfig = HPOBenchmarkConfig()
     patients: PatientsConfig = PatientsConfig()
     bearings: BearingsConfig = BearingsConfig()
+    spoken_digits: SpokenDigitsConfig = SpokenDigitsConfig()
     teacher_modality: str | None = None
     student_modality: str | None = None
 
@@ -268,6 +287,16 @@ class OptimConfig(Strict):
     patience: int = Field(10, ge=1)
     encoder: Part
 
+    @field_validator("encoder")
+    @classmethod
+    def _encoder_settings(cls, v: Part) -> Part:
+        """Settings an encoder can check without data (``mode: lora``'s rank, alpha, ...) fail at load."""
+        from .encoders import ENCODERS
+
+        if v.name in ENCODERS:
+            ENCODERS.get(v.name).check_params(**v.params)
+        return v
+
 
 class StageConfig(OptimConfig):
     losses: list[LossSpec] = Field(min_length=1)
@@ -323,6 +352,16 @@ class TrainConfig(Strict):
     num_threads: int | None = Field(None, ge=1)
     compile: bool = False          # torch.compile the encoder + concept module of every stage
     checkpoint_every: int = Field(1, ge=0)  # epochs between resume checkpoints; 0: only on interruption
+    # experiment tracking (train/tracking.py): either, both or none; MLflow's store: RUN/mlruns unless tracking_uri
+    tracking: list[Literal["tensorboard", "mlflow"]] = []
+    tracking_uri: str | None = None
+
+    @field_validator("tracking")
+    @classmethod
+    def _once_each(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"each tool once, got {v}")
+        return v
 
 
 class EvalConfig(Strict):
@@ -399,7 +438,7 @@ class RunConfig(Strict):
 
 
 # --------------------------------------------------------------------- loading
-_SUBKEY = re.compile(r"^([A-Za-z_]\w*): (.*)$", re.S)
+_SUBKEY = re.compile(r"^([A-Za-z_][\w.]*): (.*)$", re.S)
 
 
 def _format_error(err: dict[str, Any]) -> str:
@@ -411,7 +450,8 @@ def _format_error(err: dict[str, Any]) -> str:
         return f"{loc}: required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
     sub = _SUBKEY.match(msg)
-    if kind == "value_error" and sub and isinstance(err.get("input"), dict) and sub.group(1) in err["input"]:
+    inp = err.get("input")
+    if kind == "value_error" and sub and isinstance(inp, dict) and sub.group(1).split(".")[0] in inp:
         return f"{loc}.{sub.group(1)}: {sub.group(2)}"  # a part's validator naming one of its own keys
     got = err.get("input")
     if kind not in ("value_error",) and not isinstance(got, (dict, list)):
@@ -621,7 +661,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 # task name -> (full config, quick config): "patients" ranks real published patients (phenopacket-store), the
 # default; "simulated" draws patients from the very annotations the graph holds (a graph-only scorer inverts it)
 DEMO_TASKS: dict[str, tuple[str, str]] = {"patients": ("patients", "patients_quick"), "simulated": ("default", "quick"),
-                                         "bearings": ("bearings", "bearings_quick")}
+                                         "bearings": ("bearings", "bearings_quick"),
+                                         "spoken-digits": ("spoken_digits", "spoken_digits_quick")}
 DEFAULT_DEMO_TASK = "patients"
 
 

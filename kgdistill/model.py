@@ -179,14 +179,25 @@ class DistilledModel:
         x, sentences, per = sentence_index(texts)
         return x, torch.from_numpy(self.embedder.embed(sentences)), per, torch.from_numpy(sentence_polarity(sentences))
 
+    @staticmethod
+    def sentences_of(x: torch.Tensor, per: list[list[str]]) -> list[str]:
+        """The unique sentences ``x`` indexes (what a fine-tuned or LoRA text student reads), from each note's."""
+        out = [""] * (int(x.max()) + 1 if x.numel() else 0)
+        for row, sents in zip(x.tolist(), per):
+            for i, s in zip(row, sents):
+                out[i] = s
+        return out
+
     @torch.no_grad()
     def student_vectors(self, method: str, x: torch.Tensor, table: torch.Tensor | None = None,
-                        polarity: torch.Tensor | None = None) -> torch.Tensor:
-        """L2-normalised student-space vectors of new inputs (text: ``x`` indexes ``table``, whose rows have
-        ``polarity``; other kinds: raw values, standardised here with the training statistics)."""
+                        polarity: torch.Tensor | None = None, sentences: list[str] | None = None) -> torch.Tensor:
+        """L2-normalised student-space vectors of new inputs (text: ``x`` indexes ``table`` and ``sentences``,
+        whose rows have ``polarity``; other kinds: raw values, standardised here with the training statistics)."""
         enc = self.student(method).eval().encoder.cpu()
         if table is not None:
-            enc.sentence_table = table.float()
+            if getattr(enc, "mode", "frozen") != "frozen" and sentences is None:
+                raise RunDirError(f"the {enc.mode} text student reads sentences, none were given")
+            enc.use_sentences(table, sentences or [])
             enc.set_polarity(polarity)
         else:
             x = self.standardise(x)
@@ -212,10 +223,10 @@ class DistilledModel:
 
     @torch.no_grad()
     def score_inputs(self, method: str, x: torch.Tensor, table: torch.Tensor | None = None,
-                     polarity: torch.Tensor | None = None) -> torch.Tensor:
+                     polarity: torch.Tensor | None = None, sentences: list[str] | None = None) -> torch.Tensor:
         """Final scores [n, K] of new inputs for ``method``: cosine to its concepts, calibrated, and (a fused
         method on text) plus beta x the text baseline."""
-        z = self.student_vectors(method, x, table, polarity)
+        z = self.student_vectors(method, x, table, polarity, sentences)
         st = self.student(method)
         raw = z @ nn.functional.normalize(st.concepts.cpu()().float(), dim=-1).T
         baseline = None
@@ -227,8 +238,8 @@ class DistilledModel:
         return self.final_scores({method: raw}, baseline)[method]
 
     def score_texts(self, texts: Sequence[str], method: str) -> torch.Tensor:
-        x, table, _, polarity = self.text_inputs(texts)
-        return self.score_inputs(method, x, table, polarity)
+        x, table, per, polarity = self.text_inputs(texts)
+        return self.score_inputs(method, x, table, polarity, self.sentences_of(x, per))
 
     # --------------------------------------------------------------- saving
     def save(self, run_path: str | Path, *, weights: bool = True) -> None:

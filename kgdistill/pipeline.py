@@ -30,6 +30,7 @@ from .train.calibration_pass import calibrate
 from .train.device import pick_device, seed_everything, threads
 from .train.distill import fit_models
 from .train.distributed import init_from_env, shutdown
+from .train.tracking import track_run
 from .train.state import graceful_stop
 
 CALIBRATION_STATE = "calibration.json"   # in state/: the calibration pass is done
@@ -139,7 +140,8 @@ def _run(cfg: RunConfig, rd: RunDir, state: Path, dist, device_name: str, progre
                         "epochs_run": len(r.history)} for k, r in results.items()}
         finish_run(cfg, rd, task, model, device, training, t0, log)
         shutil.rmtree(state, ignore_errors=True)  # resume state is of no use once the run is complete
-        return rd
+    track_run(cfg, rd.path, log)  # after the run is complete: a failure is one warning, the results stand
+    return rd
 
 
 def _load_calibration(path: Path) -> dict[str, Calibration] | None:

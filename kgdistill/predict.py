@@ -57,13 +57,13 @@ class Predictor:
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised student-space vectors, comparable with the concepts' GNN embeddings."""
-        x, table, _, polarity = self.model.text_inputs(texts)
-        return self.model.student_vectors(self.method, x, table, polarity).numpy()
+        x, table, per, polarity = self.model.text_inputs(texts)
+        return self.model.student_vectors(self.method, x, table, polarity, self.model.sentences_of(x, per)).numpy()
 
     @torch.no_grad()
     def predict_texts(self, texts: Sequence[str], top_k: int = 10) -> list[list[Prediction]]:
         x, table, per, polarity = self.model.text_inputs(texts)
-        scores = self.model.score_inputs(self.method, x, table, polarity)
+        scores = self.model.score_inputs(self.method, x, table, polarity, self.model.sentences_of(x, per))
         rows = [x[i][x[i] >= 0] for i in range(len(per))]
         return [self._rank(scores[i], top_k, per[i], table[rows[i]], polarity[rows[i]]) for i in range(len(per))]
 

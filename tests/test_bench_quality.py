@@ -283,3 +283,18 @@ def test_bearing_task_configs():
     twin = validate_config(bq.all_labels_tree(bq.task_tree(bq.TASKS["bearings_one_load"], [])))
     assert twin.data.bearings.labelled_per_class is None
     assert sorted(twin.student.methods) == ["kg_guided", "student_alone"]
+def test_spoken_digit_targets_from_hand_made_means():
+    """Issue 18's targets: KD >= student alone + 10 points (every test recording), kg_guided >= KD, and
+    kg_guided's top-1 on the digits never heard labelled >= 3 x chance (30%)."""
+    bq = _bench_quality()
+    task = bq.TASKS["spoken_digits"]
+    per = {"student_alone": (0.40, 0.0), "kd": (0.52, 0.05), "kg_guided": (0.50, 0.31)}
+    results = {m: {str(s): {"all_top1": a + 0.01 * (s - 1), "unseen_top1": u, "seen_top1": a}
+                        for s in (0, 1, 2)} for m, (a, u) in per.items()}
+    t = bq.summarise(task, [0, 1, 2], results)["targets"]
+    assert t["1_kd_over_student_alone"]["margin"] == pytest.approx(0.12) and t["1_kd_over_student_alone"]["met"]
+    assert t["2_kg_guided_vs_kd"]["margin"] == pytest.approx(-0.02) and not t["2_kg_guided_vs_kd"]["met"]
+    assert t["3_unseen_digits_3x_chance"]["kg_guided"] == pytest.approx(0.31) and t["3_unseen_digits_3x_chance"]["met"]
+    tree = bq.task_tree(task, ["seed=0"])
+    assert list(tree["student"]["methods"]) == ["student_alone", "kd", "kg_guided"]
+    assert tree["data"]["source"] == "spoken_digits" and tree["student"]["methods"]["kg_guided"]["fusion"] is False

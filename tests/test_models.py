@@ -259,7 +259,7 @@ def test_text_encoder_finetune_mode_trains_the_transformer():
     tuned(p.x).pow(2).sum().backward()
     opt.step()
     assert not torch.equal(before, tuned.transformer.encoder.layer[0].attention.self.query.weight)
-    with pytest.raises(ConfigError, match="expected 'frozen' or 'finetune'"):
+    with pytest.raises(ValueError, match="mode: 'thaw'; expected one of frozen, finetune, lora"):
         ENCODERS.get("text").from_modality(p, 8, mode="thaw")
 
 

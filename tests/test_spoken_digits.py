@@ -101,3 +101,60 @@ def test_bad_arguments_are_one_line(tmp_path, kwargs, needle):
     with pytest.raises(DataError, match=needle):
         write_spoken_digits(tmp_path / "x", **kwargs)
     assert not (tmp_path / "x").exists()
+
+
+def test_the_demo_task_writes_its_own_data_from_the_shipped_files(tmp_path):
+    """``kgdistill demo --task spoken-digits``: the packaged configs name the ``spoken_digits`` data source, which
+    writes the same folder as the module's own writer, with the config's labels and held-out digits."""
+    from kgdistill.config import demo_config, load_config
+    from kgdistill.data.sources import DATASET_WRITERS
+
+    full, quick = load_config(demo_config("spoken-digits", False)), load_config(demo_config("spoken-digits", True))
+    assert (full.data.source, quick.data.source) == ("spoken_digits", "spoken_digits")
+    assert full.student.encoder.name == "logmel" and full.teacher.encoder.name == "conv2d"
+    assert quick.student.epochs < full.student.epochs and quick.data.spoken_digits.seconds == 0.8
+    cfg = load_config(demo_config("spoken-digits", True), ["data.spoken_digits.labelled_per_digit=2",
+                                                           "data.spoken_digits.heldout=[0, 9]",
+                                                           f"data.spoken_digits.seconds={SECONDS}"])
+    folder = DATASET_WRITERS.get(cfg.data.source)(tmp_path / "data", cfg.data, 4)
+    ds = load_paired(folder)
+    train, labels = ds.split_idx("train"), np.array(ds.labels)
+    assert ds.seen == [f"digit:d{d}" for d in range(1, 9)] and len(ds.split_idx("test")) == 1000
+    assert ds.student_labelled[train].sum() == 8 * 2
+    write_spoken_digits(tmp_path / "direct", seed=4, labelled_per_digit=2, heldout=(0, 9), seconds=SECONDS)
+    assert rows(folder) == rows(tmp_path / "direct")
+    assert labels[train][ds.student_labelled[train]].tolist() == [r["label"] for r in rows(folder)
+                                                                  if r["split"] == "train" and r["student_labelled"] == "1"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.spoken_digits.heldout=[3, 3]", "data.spoken_digits.heldout: expected distinct digits"),
+    ("data.spoken_digits.heldout=[3, 12]", "data.spoken_digits.heldout.1: "),
+    ("data.spoken_digits.labelled_per_digit=0", "data.spoken_digits.labelled_per_digit: "),
+    ("data.source=spoken_digit", "data.source: "),
+])
+def test_bad_spoken_digits_settings_name_the_key(override, message):
+    from kgdistill.config import demo_config, load_config
+    from kgdistill.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^--set " + override.replace("[", r"\[").replace("]", r"\]")) as exc:
+        load_config(demo_config("spoken-digits", True), [override])
+    assert message in str(exc.value)
+
+
+@pytest.mark.slow
+def test_the_demo_runs_from_the_cli_and_writes_its_data_into_the_run(cli, tmp_path):
+    """``kgdistill demo --task spoken-digits --quick`` end to end (one epoch each, short recordings): the run
+    holds the dataset it wrote, and scores the 1,000 test recordings of the two speakers never heard."""
+    import json
+
+    out = tmp_path / "run"
+    res = cli("demo", "--task", "spoken-digits", "--quick", "--out", str(out), "--quiet", "--set", "teacher.epochs=1",
+              "--set", "student.epochs=1", "--set", f"data.spoken_digits.seconds={SECONDS}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    ds = load_paired(out / "data")
+    assert ds.modalities["voice"].values.shape == (2700, 2000) and ds.modalities["digit_image"].kind == "image"
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["num_test"], m["num_seen"], m["num_unseen"]) == (1000, 8, 2)
+    assert m["roles"] == {"teacher": "digit_image", "teacher_kind": "image", "student": "voice", "student_kind": "audio"}
+    assert set(m["methods"]) >= {"teacher", "student_alone", "kd", "kg_guided"}

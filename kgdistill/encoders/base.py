@@ -28,6 +28,10 @@ class Encoder(nn.Module):
     def from_modality(cls, prepared: Any, dim: int, **params: Any) -> "Encoder":
         raise NotImplementedError
 
+    @classmethod
+    def check_params(cls, **params: Any) -> None:
+        """Settings that can be checked before any data is read; raise ValueError naming the key."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -43,7 +47,14 @@ def build_encoder(spec: Any, prepared: Any, dim: int, key: str) -> "Encoder":
     try:
         return cls.from_modality(prepared, dim, **spec.params)
     except (TypeError, ValueError, RuntimeError) as exc:  # a parameter the part rejects: dropout 2, hidden -5
-        raise ConfigError(f"{key}: {' '.join(str(exc).split())}") from None
+        raise ConfigError(param_error(key, exc, spec.params)) from None
+
+
+def param_error(key: str, exc: Exception, params: dict[str, Any]) -> str:
+    """One line naming the key: ``student.encoder.lora.rank: ...`` when the message starts with a parameter."""
+    msg = " ".join(str(exc).split())
+    head = msg.split(":", 1)[0]
+    return f"{key}.{msg}" if head.split(".")[0] in params and " " not in head else f"{key}: {msg}"
 
 
 @torch.no_grad()

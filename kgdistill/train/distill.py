@@ -119,7 +119,7 @@ def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.de
         file = stage.replace(":", "_")  # logs/<file>.csv, state/<pass>/<file>.pt
         return fit_stage(stage, enc, src, p.cand, WeightedLoss.from_specs(losses), data,
                          stage_settings(cfg, section, progress), device=device, concept_sim=p.sim,
-                         logger=StageLogger(log_dir, file) if log_dir else None, seed=stage_seed,
+                         logger=StageLogger(log_dir, file, "tensorboard" in cfg.train.tracking) if log_dir else None, seed=stage_seed,
                          checkpoint=None if state_dir is None else StageCheckpoint(Path(state_dir), file), dist=dist)
 
     p = pass_data(task, trained, device)

@@ -1,32 +1,45 @@
-"""Per-epoch logs: a CSV per stage always, TensorBoard when it is installed."""
+"""Per-epoch logs: a CSV per stage always, TensorBoard live when ``train.tracking`` lists it."""
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 from typing import Any
 
 
+def tensorboard_folder(log_dir: Path) -> Path:
+    """``RUN/logs/tensorboard`` for the final pass's stages and ``RUN/logs/tensorboard/calibration`` for the
+    calibration pass's (its logs live in ``RUN/logs/calibration``)."""
+    return log_dir.parent / "tensorboard" / "calibration" if log_dir.name == "calibration" else log_dir / "tensorboard"
+
+
 class StageLogger:
-    def __init__(self, folder: Path | None, stage: str):
+    def __init__(self, folder: Path | None, stage: str, tensorboard: bool = False):
         self.stage = stage
         self.rows: list[dict[str, Any]] = []
         self.path = None if folder is None else Path(folder) / f"{stage}.csv"
         self._tb = None
         if folder is not None:
             Path(folder).mkdir(parents=True, exist_ok=True)
+        if folder is not None and tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(str(Path(folder) / "tensorboard" / stage))
-            except Exception:  # tensorboard not installed: CSV only
-                self._tb = None
+                self._tb = SummaryWriter(str(tensorboard_folder(Path(folder)) / stage))
+            except Exception as exc:  # noqa: BLE001 - not installed, unwritable: CSV only, one warning
+                warnings.warn(f"TensorBoard logging is off ({type(exc).__name__}: {exc}); the CSV logs are written",
+                              RuntimeWarning, stacklevel=2)
 
     def log(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         if self._tb is not None:
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k != "epoch":
-                    self._tb.add_scalar(k, v, row["epoch"])
+            try:
+                for k, v in row.items():
+                    if isinstance(v, (int, float)) and k != "epoch":
+                        self._tb.add_scalar(k, v, row["epoch"])
+            except Exception as exc:  # noqa: BLE001 - tracking never stops a run
+                warnings.warn(f"TensorBoard logging stopped ({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=2)
+                self._tb = None
         self._write()
 
     def restore(self, rows: list[dict[str, Any]]) -> None:
