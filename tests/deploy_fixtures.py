@@ -22,11 +22,12 @@ def signals(labels: list[int], rng: np.random.Generator, steps: int = 1024) -> n
     return out
 
 
-def write_sensor_dataset(ds: Path, seed: int = 0) -> None:
+def write_sensor_dataset(ds: Path, seed: int = 0, per_class: tuple[int, int, int] = (10, 3, 4)) -> None:
+    """``per_class``: train, validation and test samples of each class (3 of the training ones labelled)."""
     rng = np.random.default_rng(seed)
     ds.mkdir(parents=True)
     rows, labels = ["id\tlabel\tsplit\tstudent_labelled"], []
-    for split, per, labelled in (("train", 10, 3), ("val", 3, 3), ("test", 4, 4)):
+    for split, per, labelled in zip(("train", "val", "test"), per_class, (3, per_class[1], per_class[2])):
         for d in range(4):
             for k in range(per):
                 rows.append(f"s{len(labels):03d}\tdigit:d{d}\t{split}\t{int(k < labelled)}")
@@ -47,11 +48,11 @@ SENSOR_OVERRIDES = ["teacher.encoder.name=conv1d", "student.encoder.name=conv1d"
                     "calibration.enabled=false"]
 
 
-def train_sensor_run(root: Path, overrides: list[str] = ()) -> Path:
+def train_sensor_run(root: Path, overrides: list[str] = (), per_class: tuple[int, int, int] = (10, 3, 4)) -> Path:
     from kgdistill.config import load_config
     from kgdistill.pipeline import run_pipeline
 
-    write_sensor_dataset(root / "data")
+    write_sensor_dataset(root / "data", per_class=per_class)
     cfg = load_config(ROOT / "configs" / "bearings.yaml", [f"data.path={root / 'data'}", *SENSOR_OVERRIDES,
                                                             *overrides])
     return run_pipeline(cfg, root / "run", progress=False, log=lambda *_: None).path
