@@ -92,6 +92,15 @@ async def sample_rss(pid: int, out: list[float], stop: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds so far of the server (with its workers) and of this client process."""
+    import psutil
+
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    server = sum(sum(p.cpu_times()[:2]) for p in procs)
+    return server, sum(psutil.Process().cpu_times()[:2])
+
+
 async def run_levels(url: str, token: str, bodies: list[bytes], plan: list[tuple[int, int]], pid: int) -> tuple:
     rss: list[float] = []
     stop = asyncio.Event()
@@ -99,7 +108,11 @@ async def run_levels(url: str, token: str, bodies: list[bytes], plan: list[tuple
     levels = []
     for c, n in plan:
         await drive(url, token, bodies, min(50, n), c)          # warm-up, not counted
+        s0, c0 = cpu_seconds(pid)
         levels.append(await drive(url, token, bodies, n, c))
+        s1, c1 = cpu_seconds(pid)
+        levels[-1] |= {"server_cpu_ms_per_request": 1000 * (s1 - s0) / n,
+                       "client_cpu_ms_per_request": 1000 * (c1 - c0) / n}
         print(json.dumps(levels[-1]), flush=True)
     stop.set()
     await sampler
@@ -134,7 +147,8 @@ def main() -> None:
     summary = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "export": str(args.export),
                "threads": args.threads, "workers": args.workers, "levels": levels,
                "total_requests": sum(lv["requests"] for lv in levels),
-               "rss_mb": {"start": rss[0], "end": rss[-1], "max": max(rss), "first_third_mean": float(np.mean(rss[:third])),
+               "rss_mb": {"start": rss[0], "end": rss[-1], "max": max(rss),
+                          "first_third_mean": float(np.mean(rss[:third])),
                           "last_third_mean": float(np.mean(rss[-third:])), "samples": len(rss)},
                "speedup_c_max_vs_c1": levels[-1]["throughput_per_s"] / levels[0]["throughput_per_s"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,6 @@ def serve(path: Path = typer.Argument(..., help="An exported model folder, or a 
                                                 "worker (default: its own choice).")):
     """Serve a student over HTTP: predict, concept lookup, health, readiness, Prometheus metrics, OpenAPI."""
     from .artefact import is_export
-    from .export import export_run
     from .requests import Limits
     from .serve import run_server
 
@@ -50,6 +49,8 @@ def serve(path: Path = typer.Argument(..., help="An exported model folder, or a 
     if not is_export(path):
         folder = path / "exports" / method
         if not is_export(folder):
+            from .export import export_run  # torch and the training code: only to export, never to serve
+
             export_run(path, folder, method=method)
     run_server(str(folder), host=host, port=port, workers=workers,
                token_file=str(token_file) if token_file else None, threads=threads,
