@@ -111,7 +111,8 @@ async def run_levels(url: str, token: str, bodies: list[bytes], plan: list[tuple
         s0, c0 = cpu_seconds(pid)
         levels.append(await drive(url, token, bodies, n, c))
         s1, c1 = cpu_seconds(pid)
-        levels[-1] |= {"server_cpu_ms_per_request": 1000 * (s1 - s0) / n,
+        levels[-1] |= {"server_rss_mb_after": rss[-1] if rss else None,
+                       "server_cpu_ms_per_request": 1000 * (s1 - s0) / n,
                        "client_cpu_ms_per_request": 1000 * (c1 - c0) / n}
         print(json.dumps(levels[-1]), flush=True)
     stop.set()

@@ -69,6 +69,23 @@ def server(text_export, tmp_path_factory):
         s.stop()
 
 
+def read_reply(sock: socket.socket) -> str:
+    """One whole HTTP response (head and Content-Length body), however the server's segments arrive."""
+    sock.settimeout(60)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lengths = [line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")]
+    while len(body) < int(lengths[0]):
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed inside the body"
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode()
+
+
 def metric(server: Server, name: str) -> float:
     text = httpx.get(server.url + "/metrics").text
     values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " ")
@@ -133,8 +150,7 @@ def test_a_slow_client_times_out_while_others_are_served(server):
         s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: "
                   + f"Bearer {TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[:10])
         assert server.post({"inputs": [NOTE]}).status_code == 200   # served while the slow one hangs
-        s.settimeout(60)
-        reply = s.recv(65536).decode()
+        reply = read_reply(s)
     assert reply.startswith("HTTP/1.1 408") and '"error":"timeout"' in reply
 
 
@@ -215,8 +231,7 @@ def test_sensor_server_and_graceful_shutdown(sensor_run, sensor_export, tmp_path
         s.proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
         sock.sendall(body[100:])
-        sock.settimeout(60)
-        reply = sock.recv(65536).decode()
+        reply = read_reply(sock)
     assert reply.startswith("HTTP/1.1 200"), reply[:200]
     assert s.proc.wait(timeout=60) == -signal.SIGTERM     # uvicorn re-raises the signal once drained
     log = s.log.read_text()
@@ -236,3 +251,18 @@ def test_alert_rules_use_metrics_the_server_exports(server):
     exported = {line.split("{")[0].split(" ")[0] for line in httpx.get(server.url + "/metrics").text.splitlines()
                 if not line.startswith("#")}
     assert names <= exported
+
+
+def test_serve_refuses_to_start_without_tokens_or_with_a_changed_model(text_export, cli, tmp_path):
+    env = {"KGDISTILL_TOKENS": ""}
+    r = cli("serve", str(text_export), "--port", str(free_port()), env=env)
+    assert r.returncode == 2 and "serve needs at least one bearer token" in r.stderr, r.stderr
+    r = cli("serve", str(text_export), "--port", str(free_port()), env={"KGDISTILL_TOKENS": "tiny-secret"})
+    assert r.returncode == 2 and "1 token(s) shorter than 16 characters" in r.stderr and "tiny-secret" not in r.stderr
+    import shutil
+
+    shutil.copytree(text_export, tmp_path / "copy")
+    (tmp_path / "copy" / "model.onnx").write_bytes(b"not a model")
+    r = cli("serve", str(tmp_path / "copy"), "--port", str(free_port()), env={"KGDISTILL_TOKENS": TOKEN})
+    assert r.returncode == 2 and "model.onnx does not match its checksum" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and TOKEN not in r.stderr

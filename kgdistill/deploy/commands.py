@@ -39,7 +39,9 @@ def serve(path: Path = typer.Argument(..., help="An exported model folder, or a 
           timeout: float = typer.Option(10.0, "--timeout", min=0.001, help="Seconds to receive a body, and to "
                                         "score it."),
           threads: Optional[int] = typer.Option(None, "--threads", min=1, help="ONNX Runtime threads per "
-                                                "worker (default: its own choice).")):
+                                                "worker (default: its own choice)."),
+          max_inflight: int = typer.Option(2, "--max-inflight", min=1, help="Inferences at once per worker; "
+                                           "others wait (within --timeout).")):
     """Serve a student over HTTP: predict, concept lookup, health, readiness, Prometheus metrics, OpenAPI."""
     from .artefact import is_export
     from .requests import Limits
@@ -54,4 +56,4 @@ def serve(path: Path = typer.Argument(..., help="An exported model folder, or a 
             export_run(path, folder, method=method)
     run_server(str(folder), host=host, port=port, workers=workers,
                token_file=str(token_file) if token_file else None, threads=threads,
-               limits=Limits(max_body_bytes, max_batch, max_input_length, timeout))
+               limits=Limits(max_body_bytes, max_batch, max_input_length, timeout, max_inflight=max_inflight))

@@ -18,6 +18,8 @@ class Limits:
     max_input_length: int = 20_000       # characters of a note, numbers of a signal (413 above)
     timeout_s: float = 10.0              # receiving the body (408) and scoring it (504), each
     max_top_k: int = 100
+    max_inflight: int = 2                # inferences at once; the rest wait (bounds memory: ONNX Runtime's
+                                         # buffers grow with every inference running at the same time)
 
 
 class Rejected(Exception):

@@ -84,6 +84,11 @@ def _shutdown(app: FastAPI) -> None:
 def _add_routes(app: FastAPI, model: ExportedModel, metrics: ServeMetrics, limits: Limits, require_token) -> None:
     schema = {"requestBody": {"required": True, "content": {"application/json": {
         "schema": PredictRequest.model_json_schema()}}}}
+    inflight = asyncio.Semaphore(limits.max_inflight)
+
+    async def score(inputs: Any, top_k: int):
+        async with inflight:
+            return await run_in_threadpool(model.predict, inputs, top_k)
 
     @app.post("/v1/predict", dependencies=[Depends(require_token)], openapi_extra=schema,
               summary="Ranked concepts with scores (text: and the graph evidence) for a batch of inputs")
@@ -92,8 +97,7 @@ def _add_routes(app: FastAPI, model: ExportedModel, metrics: ServeMetrics, limit
         req, inputs = check_request(payload, model.kind, limits)
         request.state.batch = len(req.inputs)
         try:
-            ranked, best = await asyncio.wait_for(run_in_threadpool(model.predict, inputs, req.top_k),
-                                                  limits.timeout_s)
+            ranked, best = await asyncio.wait_for(score(inputs, req.top_k), limits.timeout_s)
         except asyncio.TimeoutError:
             raise Rejected(504, "timeout", f"scoring took longer than {limits.timeout_s:g} s") from None
         except DataError as exc:
