@@ -239,6 +239,16 @@ def _mount_data_commands() -> None:
 _mount_data_commands()
 
 
+def _mount_deploy_commands() -> None:
+    from .deploy import commands
+
+    app.command("export")(commands.export)
+    app.command("serve")(commands.serve)
+
+
+_mount_deploy_commands()
+
+
 def _quiet_third_party() -> None:
     """Library deprecation chatter is not the user's business; our own warnings still show."""
     import os

@@ -51,3 +51,7 @@ class TrainingInterrupted(KGDistillError):
         super().__init__(message)
         self.signum = signum
         self.exit_code = 128 + signum  # what a shell reports for a process stopped by that signal
+
+
+class ArtefactError(KGDistillError):
+    """An exported model folder is incomplete, altered since export, or cannot be read."""

@@ -52,8 +52,9 @@ def _text_key(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
-def load_text_model(model_path: str):
-    """Tokenizer and model from a local folder only (offline by construction)."""
+def load_text_model(model_path: str, **model_options):
+    """Tokenizer and model from a local folder only (offline by construction); ``model_options`` go to
+    ``from_pretrained`` (export asks for ``attn_implementation="eager"``, which traces for any padding)."""
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -64,7 +65,7 @@ def load_text_model(model_path: str):
         raise ConfigError(f"text.model_path: {path} is not a local HuggingFace model folder (no config.json)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    model = AutoModel.from_pretrained(str(path), local_files_only=True, **model_options)
     return tok, model
 
 

@@ -1,0 +1,143 @@
+"""An exported student scored with ONNX Runtime, numpy and the ``tokenizers`` library only (no torch, no
+training code): what ``kgdistill serve`` runs, and what a user embeds in their own program::
+
+    model = ExportedModel("exports/hpo")              # checks every file against the manifest first
+    ranked = model.predict(["Seizures. No hearing loss."], top_k=5)
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ArtefactError, DataError
+from ..text.sentences import split_sentences
+from . import artefact
+
+
+@dataclass
+class Ranked:
+    concept_id: str
+    name: str
+    score: float
+    seen: bool
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ExportedModel:
+    def __init__(self, folder: str | Path, *, threads: int | None = None, verify: bool = True):
+        import onnxruntime as ort
+
+        self.folder = Path(folder)
+        self.manifest = artefact.read_manifest(self.folder, verify)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.folder / artefact.MODEL), opts,
+                                                providers=["CPUExecutionProvider"])
+            concepts = json.loads((self.folder / artefact.CONCEPTS).read_text(encoding="utf-8"))
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types; one line for the user
+            raise ArtefactError(f"cannot load the exported model: {' '.join(str(exc).split())[:200]}",
+                                source=str(self.folder)) from None
+        self.concepts = concepts["candidates"]
+        self.findings = concepts["findings"]
+        self.candidates = [c["id"] for c in self.concepts]
+        self.index = {c: i for i, c in enumerate(self.candidates)}
+        self.kind = self.manifest["student"]["kind"]
+        self.inputs = self.manifest["input"]
+        if self.kind == "text":
+            self._load_text_parts()
+
+    def _load_text_parts(self) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.folder / self.inputs["tokenizer"]))
+        tok.enable_truncation(int(self.inputs["max_length"]))
+        pad = tok.token_to_id("[PAD]") if tok.token_to_id("[PAD]") is not None else 0
+        tok.enable_padding(pad_id=pad, pad_token=tok.id_to_token(pad))
+        self.tokenizer = tok
+        self.finding_vectors = load_file(str(self.folder / artefact.FINDINGS))["vectors"]
+
+    @property
+    def version(self) -> str:
+        """run id / method / variant / the graph file's checksum prefix: what the metrics call the model."""
+        m = self.manifest
+        v = m["variant"]
+        variant = v["precision"] + (f"-pruned{v['pruned']:g}" if v.get("pruned") else "")
+        return f"{m['source_run'].get('run_id')}/{m['method']}/{variant}/{m['files'][artefact.MODEL][:12]}"
+
+    @property
+    def validation_range(self) -> dict[str, float] | None:
+        return self.manifest.get("validation_best_score")
+
+    # ------------------------------------------------------------------ scoring
+    def text_inputs(self, texts: Sequence[str]) -> tuple[np.ndarray, list[str], list[list[str]]]:
+        """As ``data.prepare.sentence_index``: rows of indices (-1 padding) into the batch's unique sentences."""
+        per = [split_sentences(t)[:int(self.inputs["max_items"])] for t in texts]
+        uniq: dict[str, int] = {}
+        rows = [[uniq.setdefault(s, len(uniq)) for s in sents] for sents in per]
+        notes = np.full((len(rows), max(map(len, rows), default=1)), -1, dtype=np.int64)
+        for i, r in enumerate(rows):
+            notes[i, :len(r)] = r
+        return notes, list(uniq), per
+
+    def score_texts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]]]:
+        """Final scores [n, K], the sentence vectors, the notes' index rows and each note's sentences."""
+        if self.kind != "text":
+            raise DataError(f"this model reads {self.kind} input, not text")
+        if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise DataError("empty text; expected at least one non-empty input")
+        notes, sentences, per = self.text_inputs(texts)
+        enc = self.tokenizer.encode_batch(sentences)
+        ids = np.asarray([e.ids for e in enc], dtype=np.int64)
+        mask = np.asarray([e.attention_mask for e in enc], dtype=np.int64)
+        scores, vectors = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "notes": notes})
+        return scores, vectors, notes, per
+
+    def score_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Final scores [n, K] of raw inputs of the training shape (free axes: any length)."""
+        if self.kind == "text":
+            raise DataError("this model reads text; send notes, not arrays")
+        x = np.asarray(x, dtype=np.float32)
+        want = self.inputs["shape"]
+        if x.ndim != len(want) + 1 or any(w is not None and w != n for w, n in zip(want, x.shape[1:])) \
+                or x.shape[0] == 0:
+            shown = tuple("any" if w is None else w for w in want)
+            raise DataError(f"inputs have shape {tuple(x.shape[1:])} per row, the model expects {shown}")
+        return self.session.run(None, {"inputs": x})[0]
+
+    def predict(self, inputs: Sequence[Any], top_k: int = 10) -> tuple[list[list[Ranked]], np.ndarray]:
+        """Ranked concepts per input (text: with the sentences that name a linked finding), and each input's best
+        score (what drift is measured on)."""
+        if self.kind == "text":
+            scores, vectors, notes, per = self.score_texts(list(inputs))
+        else:
+            scores, vectors, notes, per = self.score_inputs(np.asarray(inputs, dtype=np.float32)), None, None, None
+        k = min(top_k, len(self.candidates))
+        out = []
+        for i, row in enumerate(scores):
+            top = np.argsort(-row, kind="stable")[:k]
+            sents = None if per is None else (per[i], vectors[notes[i][notes[i] >= 0]])
+            out.append([self._ranked(int(j), float(row[j]), sents) for j in top])
+        return out, scores.max(1)
+
+    def _ranked(self, j: int, score: float, sents) -> Ranked:
+        c = self.concepts[j]
+        r = Ranked(c["id"], c["name"], score, bool(c["seen"]))
+        links = c.get("evidence") or []
+        if sents is not None and links:
+            text, vecs = sents
+            sim = vecs @ self.finding_vectors[links].T
+            best, arg = sim.max(1), sim.argmax(1)
+            thr = float(self.manifest["evidence_threshold"])
+            ev = [{"text": text[s], "finding_id": self.findings[links[a]]["id"],
+                   "finding_name": self.findings[links[a]]["name"], "similarity": float(b)}
+                  for s, (b, a) in enumerate(zip(best, arg)) if b >= thr]
+            r.evidence = sorted(ev, key=lambda e: -e["similarity"])
+        return r
