@@ -48,8 +48,17 @@ REQUIRED = (f"{CHECKPOINTS}/{CANDIDATES_FILE}", f"{CHECKPOINTS}/{CONCEPTS_FILE}"
             CALIBRATION_FILE)
 
 
-# the student's input tables kept with the model: standardisation, and audio's sample rate (its spectrogram's)
+# the student's input tables kept with the model: standardisation, and audio's sample rate (its spectrogram's);
+# plus "shape", one sample's (encoders such as WDCNN size their layers from the series length)
 INPUT_TABLES = ("mean", "std", "rate")
+
+
+def input_tables(prepared: PreparedModality) -> dict[str, torch.Tensor]:
+    """What the model keeps of the student's prepared modality to read new inputs without the run's data."""
+    out = {k: v for k, v in prepared.tables.items() if k in INPUT_TABLES}
+    if prepared.kind != "text":
+        out["shape"] = torch.tensor(prepared.x.shape[1:], dtype=torch.long)
+    return out
 
 
 def student_file(method: str) -> str:
@@ -386,7 +395,9 @@ def _stand_in(model: DistilledModel, kind: str, tables_file: Path) -> PreparedMo
     if kind == "text":
         tables["sentences"] = torch.zeros(1, model.embedder.embed(["probe"]).shape[1])
         x = torch.zeros(1, 1, dtype=torch.long)
-    elif "mean" in model.input_scaling:
+    elif "shape" in model.input_scaling:
+        x = torch.zeros((1, *model.input_scaling["shape"].tolist()))
+    elif "mean" in model.input_scaling:  # runs saved before the shape was kept: the scaling's (time axis of 1)
         x = torch.zeros((1, *model.input_scaling["mean"].shape[1:]))
         if kind == "audio":
             if model.sample_rate is None:

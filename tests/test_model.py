@@ -114,3 +114,27 @@ def test_a_damaged_model_description_is_one_line(tiny_run, tmp_path, cli):
     res = cli("predict", str(bad), "--text", "Seizures.")
     assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
     assert "model.json: damaged model description" in res.stderr
+
+
+def test_a_wdcnn_student_loads_without_the_run_data(tmp_path):
+    """WDCNN sizes its dense layer from the series length, which the standardisation tables (shared over time)
+    do not hold: the model keeps one sample's shape, so the students alone score new windows exactly as the
+    model loaded with its data does (this failed before the shape was kept)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from deploy_fixtures import train_sensor_run
+
+    from kgdistill.model import DistilledModel
+    from kgdistill.run_dir import RunDir
+    from kgdistill.task import build_task
+
+    run = train_sensor_run(tmp_path, ["student.encoder={name: wdcnn}", "student.epochs=2", "teacher.epochs=2"],
+                           per_class=(4, 2, 2))
+    rd = RunDir.open(run)
+    task = build_task(rd.config(), rd.path, torch.device("cpu"))
+    full, alone = DistilledModel.load(run, task), DistilledModel.load(run, methods=["kg_guided"])
+    assert alone.input_scaling["shape"].tolist() == [2, 1024]
+    x = torch.from_numpy(task.ds.modalities[task.student_modality].values[task.idx("test")]).float()
+    assert torch.allclose(alone.score_inputs("kg_guided", x), full.score_inputs("kg_guided", x), atol=1e-5)

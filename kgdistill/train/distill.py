@@ -21,7 +21,7 @@ from ..gnn.concepts import GraphConcepts, cosine_logits
 from ..gnn.features import principal_components
 from ..gnn.sampling import NeighbourSampler
 from ..losses import WeightedLoss
-from ..model import INPUT_TABLES, DistilledModel, Roles, build_student, build_teacher_encoder
+from ..model import DistilledModel, Roles, build_student, build_teacher_encoder, input_tables
 from ..task import Task
 from .device import to_device
 from .distributed import DistContext, context
@@ -130,7 +130,7 @@ def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.de
     concepts, z_t, logits_t = teacher_targets(t_enc, t_concepts, t_data, p.cand, cfg.space.temperature)
     model = DistilledModel(cfg, task.candidates, torch.as_tensor(task.seen), concepts, {}, task_roles(task),
                            teacher=t_enc, teacher_gnn=t_concepts.gnn, text_baseline=task.text_baseline,
-                           input_scaling={k: v for k, v in task.student.tables.items() if k in INPUT_TABLES})
+                           input_scaling=input_tables(task.student))
     s_data = student_data(task, p, device, z_t, logits_t)
     for i, (name, method) in enumerate(cfg.student.methods.items()):
         if methods is not None and name not in methods:
