@@ -330,3 +330,26 @@ def test_missing_field_names_term_and_field():
     with pytest.raises(ConfigError, match="'anchor'.*'logits_teacher'"):
         LOSSES.build("anchor")(b)
     LOSSES.build("anchor", pseudo_labels=False)(b)  # no teacher needed without pseudo labels
+
+
+# the defaults a configuration gets when it names a term without parameters
+DEFAULTS = [("ce", {"label_smoothing": 0.0}, {"label_smoothing": 0.3}),
+            ("kd", {"temperature": 4.0}, {"temperature": 2.0}),
+            ("contrastive", {"temperature": 0.1, "symmetric": True}, {"temperature": 0.5}),
+            ("contrastive", {"temperature": 0.1, "symmetric": True}, {"symmetric": False}),
+            ("feature", {"metric": "mse", "normalize": True}, {"normalize": False}),
+            ("anchor", {"pseudo_labels": True, "min_confidence": 0.0}, {"min_confidence": 0.9}),
+            ("graph_relational", {"alpha": 0.5, "use_teacher_assignment": True}, {"alpha": 0.1}),
+            ("graph_relational", {"alpha": 0.5, "use_teacher_assignment": True}, {"use_teacher_assignment": False}),
+            ("graph_soft_labels", {"smoothing": 0.2, "beta": 10.0}, {"beta": 5.0}),
+            ("graph_soft_labels", {"smoothing": 0.2, "beta": 10.0}, {"smoothing": 0.1})]
+
+
+@pytest.mark.parametrize("name, defaults, other", DEFAULTS)
+def test_defaults_are_the_documented_ones(name, defaults, other):
+    """A term built without parameters scores a batch (labelled and unlabelled samples) exactly as one built with
+    the documented defaults, and changing one of them changes the value (so the batch can tell)."""
+    b = random_batch()
+    value = LOSSES.build(name)(b).item()
+    assert value == LOSSES.build(name, **defaults)(b).item()
+    assert value != pytest.approx(LOSSES.build(name, **{**defaults, **other})(b).item(), rel=1e-4)
