@@ -88,6 +88,9 @@ def test_kd_hand_value():
     b = batch([[0, 0]] * 2, logits_s=[[0, 0], [1, 5]], logits_teacher=[[2 * math.log(3), 0], [1, 5]])
     kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
     close(LOSSES.build("kd", temperature=2.0)(b), 4 * kl / 2)
+    # three samples over two classes (KL summed over the classes of each sample, then the mean over samples)
+    b = batch([[0, 0]] * 3, logits_s=[[0, 0], [1, 5], [1, 5]], logits_teacher=[[2 * math.log(3), 0], [1, 5], [1, 5]])
+    close(LOSSES.build("kd", temperature=2.0)(b), 4 * kl / 3)
 
 
 def test_feature_hand_values():
@@ -98,6 +101,10 @@ def test_feature_hand_values():
     close(LOSSES.build("feature", normalize=False)(b), 30 / 4)
     # 1 - cos: 1 for the orthogonal pair, 0 for the parallel pair.
     close(LOSSES.build("feature", metric="cosine")(b), 0.5)
+    # in 3 dimensions the two differ: squared error 2 over 6 elements (1/3) against 1 - cos = 1/2 on average
+    b3 = batch([[1, 0, 0], [3, 4, 0]], z_teacher=[[0, 2, 0], [6, 8, 0]])
+    close(LOSSES.build("feature")(b3), 2 / 6)
+    close(LOSSES.build("feature", metric="cosine")(b3), 0.5)
 
 
 def test_rkd_distance_hand_value():

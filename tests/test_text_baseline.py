@@ -194,3 +194,31 @@ def test_the_model_reads_each_saved_baseline_and_refuses_a_damaged_one(tmp_path)
             read("likelihood", damaged)
     with pytest.raises(RunDirError, match="text baseline scores 2 concepts, the run has 3 candidates"):
         read("likelihood", saved, candidates=("D1", "D2", "D3"))
+
+
+def test_nearest_centroid_scores_by_hand():
+    """Negative distance to each concept's centroid of labelled samples; a concept without samples sits below
+    every scored one (the lowest score minus 1), so it ranks last."""
+    from kgdistill.eval.text_baseline import centroid_scores
+
+    x_train = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 4.0]])  # centroids: concept 0 (1, 0), concept 1 (0, 4)
+    y_train = torch.tensor([0, 0, 1])
+    x_eval = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    s = centroid_scores(x_train, y_train, x_eval, 3)
+    floor = -math.sqrt(17) - 1
+    assert s.tolist() == [pytest.approx([0.0, -math.sqrt(17), floor]), pytest.approx([-math.sqrt(2), -3.0, floor])]
+    # samples of any shape are flattened; no labelled sample at all: every concept at -1
+    s3 = centroid_scores(x_train.reshape(3, 1, 2), y_train, x_eval.reshape(2, 2, 1), 3)
+    assert torch.allclose(s3, s)
+    none = centroid_scores(x_train[:0], y_train[:0], x_eval, 3)
+    assert none.tolist() == [[-1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]]
+
+
+def test_mean_item_embedding_by_hand():
+    from kgdistill.eval.text_baseline import mean_item_embedding
+
+    table = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 4.0]])
+    x = torch.tensor([[0, 1, -1], [2, -1, -1], [-1, -1, -1]])  # -1: padding, not an item
+    out = mean_item_embedding(x, table)
+    h = 1 / math.sqrt(2)
+    assert out.tolist() == [pytest.approx([h, h]), pytest.approx([0.6, 0.8]), [0.0, 0.0]]
