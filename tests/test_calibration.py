@@ -156,8 +156,10 @@ def test_calibrations_and_validation_scores_round_trip(tmp_path):
                    {**bad, "scores.kg": torch.zeros(3, 3)}, {**bad, "scores.kg": torch.zeros(2, 3, dtype=torch.long)},
                    {**bad, "val": torch.tensor([[3, 7]])}, {**bad, "held": torch.tensor([[True, False, False]])}):
         save_tensors(broken, tmp_path / "b.safetensors")
-        with pytest.raises(RunDirError, match="expected tensors val"):
+        with pytest.raises(RunDirError) as exc:
             ValidationScores.load(tmp_path / "b.safetensors")
+        assert str(exc.value) == (f"{tmp_path / 'b.safetensors'}: expected tensors val (int64 [n]), held (bool "
+                                  "[candidates]) and scores.<method> (float [n, candidates])")
 
 
 # two trained patients (truths 0, 1) and two held-out ones (truths 4, 5), worked out by hand:
