@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from kgdistill.errors import ConfigError
-from kgdistill.eval.text_baseline import TEXT_BASELINES, ConceptLinks, LinkLikelihood, concept_text_means
+from kgdistill.eval.text_baseline import (TEXT_BASELINES, ConceptLinks, LinkLikelihood, build_text_baseline,
+                                          concept_text_means)
 from kgdistill.graph.kg import GraphBuilder
 
 # four findings in a 2-d text space, at 0, 90, 180 and 45 degrees
@@ -62,6 +63,16 @@ def test_links_from_a_graph_and_back_through_tensors():
     # the same weighted links as the mean baseline reads (for weights >= 0)
     mean = torch.zeros(2, 4).index_add_(0, ln.concept, ln.weight.unsqueeze(1) * ln.emb)
     assert torch.allclose(torch.nn.functional.normalize(mean, dim=-1), concept_text_means(kg, cand, name_emb))
+    # built by name, each baseline is the one above: set_match scores as ConceptLinks.set_match, mean as the
+    # mean item embedding against those concept means (D1: (0, 0, 0.5, 1) / |.|, D2: its own name (0, 1, 0, 0))
+    assert torch.equal(build_text_baseline("set_match", kg, cand, name_emb).scores(x, table), ln.set_match(x, table))
+    mb = build_text_baseline("mean", kg, cand, name_emb)
+    assert torch.allclose(mb.concepts, torch.tensor([[0, 0, 0.5, 1.0], [0, 1.0, 0, 0]]) / torch.tensor([[1.25 ** 0.5],
+                                                                                                       [1.0]]))
+    q = torch.tensor([[0, -1], [1, 0]])
+    items = torch.eye(4)[[kg.index["P2"], kg.index["D2"]]]  # item 0: P2's vector, item 1: D2's name
+    expected = torch.nn.functional.normalize(torch.stack([items[0], items.mean(0)]), dim=-1) @ mb.concepts.T
+    assert torch.allclose(mb.scores(q, items), expected)
 
 
 def likelihood_graph():
