@@ -31,7 +31,7 @@ def test_no_unseen_ability_keeps_gamma_zero():
         y.append(4 + i % 2)
     scores, y = _scores(rows), torch.tensor(y)
     cal = choose_calibration(scores, y, TRAINED, HELD, None, GAMMAS, [0.0])
-    assert cal.gamma == 0.0
+    assert cal.gamma == 0.0 and cal.beta == 0.0
     assert cal.val_seen_top1 == 1.0 and cal.val_heldout_top1 == 0.0
     # what the old rule (maximise H alone) took: gamma 0.6, seen 50%, held-out 10%
     hit = (scores - 0.6 * TRAINED.float()).argmax(1) == y
@@ -156,5 +156,40 @@ def test_calibrations_and_validation_scores_round_trip(tmp_path):
                    {**bad, "scores.kg": torch.zeros(3, 3)}, {**bad, "scores.kg": torch.zeros(2, 3, dtype=torch.long)},
                    {**bad, "val": torch.tensor([[3, 7]])}, {**bad, "held": torch.tensor([[True, False, False]])}):
         save_tensors(broken, tmp_path / "b.safetensors")
-        with pytest.raises(RunDirError, match="expected tensors val"):
+        with pytest.raises(RunDirError) as exc:
             ValidationScores.load(tmp_path / "b.safetensors")
+        assert str(exc.value) == (f"{tmp_path / 'b.safetensors'}: expected tensors val (int64 [n]), held (bool "
+                                  "[candidates]) and scores.<method> (float [n, candidates])")
+
+
+# two trained patients (truths 0, 1) and two held-out ones (truths 4, 5), worked out by hand:
+#   t1: truth 0.9, concept 4 at 0.5 -> wrong once gamma > 0.4      t2: truth 0.9, concept 4 at 0.0 -> right below 0.9
+#   h1: truth 0.7, concept 0 at 0.8 -> right once gamma > 0.1      h2: truth 0.0, concept 0 at 0.8 -> right above 0.8
+EVEN = _scores([[0.9, 0.0, 0.0, 0.0, 0.5, 0.0], [0.0, 0.9, 0.0, 0.0, 0.0, 0.0],
+                [0.8, 0.0, 0.0, 0.0, 0.7, 0.0], [0.8, 0.0, 0.0, 0.0, 0.0, 0.0]])
+EVEN_Y = torch.tensor([0, 1, 4, 5])
+
+
+def test_an_even_trade_is_allowed_and_a_refused_gamma_does_not_end_the_search():
+    """gamma 0: seen 1, held-out 0 (sum 1, H 0).  gamma 0.5: seen 1/2, held-out 1/2 (sum 1: an even trade,
+    allowed; H 1/2).  A third trained patient (truth 2 at 0.9, concept 5 at 0.6) makes gamma 0.5 a losing trade
+    (seen 1/3 + held-out 1/2 < 1), which is skipped, not the end of the search: gamma 0.2 after it still wins."""
+    cal = choose_calibration(EVEN, EVEN_Y, TRAINED, HELD, None, [0.0, 0.5], [0.0])
+    assert (cal.gamma, cal.beta, cal.val_seen_top1, cal.val_heldout_top1) == (0.5, 0.0, 0.5, 0.5)
+    three = torch.cat([EVEN, _scores([[0.0, 0.0, 0.9, 0.0, 0.0, 0.6]])])
+    y = torch.cat([EVEN_Y, torch.tensor([2])])
+    cal = choose_calibration(three, y, TRAINED, HELD, None, [0.0, 0.5, 0.2], [0.0])
+    assert (cal.gamma, cal.val_seen_top1, cal.val_heldout_top1) == (0.2, 1.0, 0.5)
+
+
+def test_a_group_without_patients_counts_as_zero_and_nothing_moves():
+    """Only held-out patients: seen top-1 is 0 (not NaN, not 1); only trained ones: held-out top-1 is 0.
+    Without a reason to move, gamma and beta stay 0 even when a baseline and fusion weights are offered."""
+    held_only = choose_calibration(EVEN[2:], EVEN_Y[2:], TRAINED, HELD, None, [0.0], [0.0])
+    assert held_only.val_seen_top1 == 0.0 and held_only.val_heldout_top1 == 0.0
+    trained_only = choose_calibration(EVEN[:2], EVEN_Y[:2], TRAINED, HELD, torch.zeros(2, 6), [0.0, 0.3], [0.0, 1.0])
+    assert trained_only.val_heldout_top1 == 0.0 and trained_only.val_seen_top1 == 1.0
+    assert (trained_only.gamma, trained_only.beta) == (0.0, 0.0)
+    # gamma helps (0.2 exposes h1) and no baseline is given: the fusion weights offered are not used
+    cal = choose_calibration(EVEN, EVEN_Y, TRAINED, HELD, None, [0.0, 0.2], [0.0, 1.0])
+    assert (cal.gamma, cal.beta) == (0.2, 0.0)

@@ -88,6 +88,9 @@ def test_kd_hand_value():
     b = batch([[0, 0]] * 2, logits_s=[[0, 0], [1, 5]], logits_teacher=[[2 * math.log(3), 0], [1, 5]])
     kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
     close(LOSSES.build("kd", temperature=2.0)(b), 4 * kl / 2)
+    # three samples over two classes (KL summed over the classes of each sample, then the mean over samples)
+    b = batch([[0, 0]] * 3, logits_s=[[0, 0], [1, 5], [1, 5]], logits_teacher=[[2 * math.log(3), 0], [1, 5], [1, 5]])
+    close(LOSSES.build("kd", temperature=2.0)(b), 4 * kl / 3)
 
 
 def test_feature_hand_values():
@@ -98,6 +101,10 @@ def test_feature_hand_values():
     close(LOSSES.build("feature", normalize=False)(b), 30 / 4)
     # 1 - cos: 1 for the orthogonal pair, 0 for the parallel pair.
     close(LOSSES.build("feature", metric="cosine")(b), 0.5)
+    # in 3 dimensions the two differ: squared error 2 over 6 elements (1/3) against 1 - cos = 1/2 on average
+    b3 = batch([[1, 0, 0], [3, 4, 0]], z_teacher=[[0, 2, 0], [6, 8, 0]])
+    close(LOSSES.build("feature")(b3), 2 / 6)
+    close(LOSSES.build("feature", metric="cosine")(b3), 0.5)
 
 
 def test_rkd_distance_hand_value():
@@ -330,3 +337,26 @@ def test_missing_field_names_term_and_field():
     with pytest.raises(ConfigError, match="'anchor'.*'logits_teacher'"):
         LOSSES.build("anchor")(b)
     LOSSES.build("anchor", pseudo_labels=False)(b)  # no teacher needed without pseudo labels
+
+
+# the defaults a configuration gets when it names a term without parameters
+DEFAULTS = [("ce", {"label_smoothing": 0.0}, {"label_smoothing": 0.3}),
+            ("kd", {"temperature": 4.0}, {"temperature": 2.0}),
+            ("contrastive", {"temperature": 0.1, "symmetric": True}, {"temperature": 0.5}),
+            ("contrastive", {"temperature": 0.1, "symmetric": True}, {"symmetric": False}),
+            ("feature", {"metric": "mse", "normalize": True}, {"normalize": False}),
+            ("anchor", {"pseudo_labels": True, "min_confidence": 0.0}, {"min_confidence": 0.9}),
+            ("graph_relational", {"alpha": 0.5, "use_teacher_assignment": True}, {"alpha": 0.1}),
+            ("graph_relational", {"alpha": 0.5, "use_teacher_assignment": True}, {"use_teacher_assignment": False}),
+            ("graph_soft_labels", {"smoothing": 0.2, "beta": 10.0}, {"beta": 5.0}),
+            ("graph_soft_labels", {"smoothing": 0.2, "beta": 10.0}, {"smoothing": 0.1})]
+
+
+@pytest.mark.parametrize("name, defaults, other", DEFAULTS)
+def test_defaults_are_the_documented_ones(name, defaults, other):
+    """A term built without parameters scores a batch (labelled and unlabelled samples) exactly as one built with
+    the documented defaults, and changing one of them changes the value (so the batch can tell)."""
+    b = random_batch()
+    value = LOSSES.build(name)(b).item()
+    assert value == LOSSES.build(name, **defaults)(b).item()
+    assert value != pytest.approx(LOSSES.build(name, **{**defaults, **other})(b).item(), rel=1e-4)

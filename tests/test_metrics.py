@@ -156,7 +156,7 @@ def test_method_metrics_table_by_hand():
     assert a["harmonic_top1"] == 0.0
     assert a["calibration"] == {"gamma": 0.5, "beta": 0.0, "val_seen_top1": 0.75, "val_heldout_top1": 0.25}
     u = a["uncalibrated"]  # the raw ranks [2, 4, 2, 1]: seen 4, 2; unseen 2, 1
-    assert set(u) == {"seen", "unseen", "harmonic_top1"}
+    assert set(u) == {"seen", "unseen", "harmonic_top1"} and set(u["seen"]) == {"top1", "top2", "mrr", "n"}
     assert u["seen"]["top1"] == 0.0 and u["unseen"]["top1"] == 0.5 and u["harmonic_top1"] == 0.0
     # "a": wrong rows 1 (y=1 at -0.3, 2 and 3 at 0.2: the first best, 2: 1 - 1/3) and 2 (guess 2: 1 - 1/3)
     assert a["mistake_severity"] == pytest.approx(((1 - 1 / 3) + (1 - 1 / 3)) / 2)
@@ -200,3 +200,10 @@ def test_the_chance_helper_of_the_it_learns_tests():
     assert p_group({"n": 2, "top1": 1.0, "mrr": 1.0}, 4) == pytest.approx(1 / 16)
     assert p_group({"n": 50, "top1": 0.0, "mrr": chance_mrr(4) + 0.25}, 4, "mrr") == pytest.approx(
         math.exp(-100 * 0.0625 / 0.5625))
+
+
+def test_a_seen_only_row_without_unseen_samples():
+    """All test samples seen: nothing to leave out of a seen-only row, and no harmonic mean anywhere."""
+    y = torch.tensor([0, 1])
+    out = method_metrics({"c": SCORES[:2]}, {}, {}, y, SEEN, torch.tensor(SIM), (1,), seen_only=("c",))
+    assert set(out["c"]) == {"all", "seen", "mistake_severity"}

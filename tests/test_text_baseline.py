@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from kgdistill.errors import ConfigError
-from kgdistill.eval.text_baseline import TEXT_BASELINES, ConceptLinks, LinkLikelihood, concept_text_means
+from kgdistill.eval.text_baseline import (TEXT_BASELINES, ConceptLinks, LinkLikelihood, build_text_baseline,
+                                          concept_text_means)
 from kgdistill.graph.kg import GraphBuilder
 
 # four findings in a 2-d text space, at 0, 90, 180 and 45 degrees
@@ -62,6 +63,16 @@ def test_links_from_a_graph_and_back_through_tensors():
     # the same weighted links as the mean baseline reads (for weights >= 0)
     mean = torch.zeros(2, 4).index_add_(0, ln.concept, ln.weight.unsqueeze(1) * ln.emb)
     assert torch.allclose(torch.nn.functional.normalize(mean, dim=-1), concept_text_means(kg, cand, name_emb))
+    # built by name, each baseline is the one above: set_match scores as ConceptLinks.set_match, mean as the
+    # mean item embedding against those concept means (D1: (0, 0, 0.5, 1) / |.|, D2: its own name (0, 1, 0, 0))
+    assert torch.equal(build_text_baseline("set_match", kg, cand, name_emb).scores(x, table), ln.set_match(x, table))
+    mb = build_text_baseline("mean", kg, cand, name_emb)
+    assert torch.allclose(mb.concepts, torch.tensor([[0, 0, 0.5, 1.0], [0, 1.0, 0, 0]]) / torch.tensor([[1.25 ** 0.5],
+                                                                                                       [1.0]]))
+    q = torch.tensor([[0, -1], [1, 0]])
+    items = torch.eye(4)[[kg.index["P2"], kg.index["D2"]]]  # item 0: P2's vector, item 1: D2's name
+    expected = torch.nn.functional.normalize(torch.stack([items[0], items.mean(0)]), dim=-1) @ mb.concepts.T
+    assert torch.allclose(mb.scores(q, items), expected)
 
 
 def likelihood_graph():
@@ -194,3 +205,31 @@ def test_the_model_reads_each_saved_baseline_and_refuses_a_damaged_one(tmp_path)
             read("likelihood", damaged)
     with pytest.raises(RunDirError, match="text baseline scores 2 concepts, the run has 3 candidates"):
         read("likelihood", saved, candidates=("D1", "D2", "D3"))
+
+
+def test_nearest_centroid_scores_by_hand():
+    """Negative distance to each concept's centroid of labelled samples; a concept without samples sits below
+    every scored one (the lowest score minus 1), so it ranks last."""
+    from kgdistill.eval.text_baseline import centroid_scores
+
+    x_train = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 4.0]])  # centroids: concept 0 (1, 0), concept 1 (0, 4)
+    y_train = torch.tensor([0, 0, 1])
+    x_eval = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    s = centroid_scores(x_train, y_train, x_eval, 3)
+    floor = -math.sqrt(17) - 1
+    assert s.tolist() == [pytest.approx([0.0, -math.sqrt(17), floor]), pytest.approx([-math.sqrt(2), -3.0, floor])]
+    # samples of any shape are flattened; no labelled sample at all: every concept at -1
+    s3 = centroid_scores(x_train.reshape(3, 1, 2), y_train, x_eval.reshape(2, 2, 1), 3)
+    assert torch.allclose(s3, s)
+    none = centroid_scores(x_train[:0], y_train[:0], x_eval, 3)
+    assert none.tolist() == [[-1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]]
+
+
+def test_mean_item_embedding_by_hand():
+    from kgdistill.eval.text_baseline import mean_item_embedding
+
+    table = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 4.0]])
+    x = torch.tensor([[0, 1, -1], [2, -1, -1], [-1, -1, -1]])  # -1: padding, not an item
+    out = mean_item_embedding(x, table)
+    h = 1 / math.sqrt(2)
+    assert out.tolist() == [pytest.approx([h, h]), pytest.approx([0.6, 0.8]), [0.0, 0.0]]

@@ -304,7 +304,8 @@ def build_text_baseline(name: str, kg: KnowledgeGraph, candidate_nodes: np.ndarr
 
 def centroid_scores(x_train: torch.Tensor, y_train: torch.Tensor, x_eval: torch.Tensor, num_concepts: int) -> torch.Tensor:
     """Negative distance to the class centroid of labelled samples; concepts without samples rank last."""
-    flat_tr, flat_ev = x_train.reshape(len(x_train), -1).float(), x_eval.reshape(len(x_eval), -1).float()
+    # one row per sample (flatten, unlike reshape(n, -1), also takes no rows: no labelled sample at all)
+    flat_tr, flat_ev = (x.float().flatten(1) if x.dim() > 1 else x.float().unsqueeze(1) for x in (x_train, x_eval))
     cent = torch.zeros(num_concepts, flat_tr.shape[1])
     cnt = torch.zeros(num_concepts)
     cent.index_add_(0, y_train, flat_tr)
