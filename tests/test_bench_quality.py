@@ -246,6 +246,9 @@ def test_bearing_targets_by_hand():
     # gaps: load0 1 - 0.96 = 4 points (missed), load1 9 points (the worst), load2 0, load3 1
     assert t1["met"] is False and t1["worst"] == "load1" and t1["gap"] == pytest.approx(0.09)
     assert t1["per_run"]["load0"]["gap"] == pytest.approx(0.04) and t1["per_run"]["load3"]["gap"] == pytest.approx(0.01)
+    part = bq.summarise(one, [0], _rows(kg_guided={"load0:0": 0.99, "load3:0": 0.99},
+                                        student_all_labels={"load0:0": 0.99}))["targets"]["1_few_labels_vs_all_labels"]
+    assert part["met"] is False and part["not_measured"] == ["load1", "load2", "load3"]  # unmeasured is no pass
     cross = bq.TASKS["bearings_cross_load"]
     assert len(cross.sweep) == 12 and not cross.all_labels
     res = bq.summarise(cross, [0], _rows(kg_guided={"load0to1:0": 0.95, "load1to0:0": 0.89},
