@@ -24,7 +24,8 @@ import numpy as np
 
 # the quick medical task cut to a size a CPU fine-tunes MiniLM on in minutes
 TASK = ["data.hpo.num_diseases=16", "data.hpo.train_per_disease=8", "data.hpo.val_per_disease=3",
-        "data.hpo.test_per_disease=3", "teacher.epochs=8", "student.epochs=4", "student.patience=4",
+        "data.hpo.test_per_disease=3", "teacher.epochs=8", "student.epochs=5", "student.patience=5", "student.batch_size=16",
+        "teacher.batch_size=16",
         "calibration.enabled=false", "eval.plots=false", "train.num_threads=1",
         "student.methods={kg_guided: {concepts: gnn, fusion: false, losses: [{name: ce}, {name: kd, temperature: 4.0},"
         " {name: anchor, weight: 0.5}, {name: graph_relational, alpha: 0.5}]}}"]
