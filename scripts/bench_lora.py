@@ -24,7 +24,8 @@ import numpy as np
 
 # the quick medical task cut to a size a CPU fine-tunes MiniLM on in minutes
 TASK = ["data.hpo.num_diseases=16", "data.hpo.train_per_disease=8", "data.hpo.val_per_disease=3",
-        "data.hpo.test_per_disease=3", "teacher.epochs=8", "student.epochs=4", "student.patience=4",
+        "data.hpo.test_per_disease=3", "teacher.epochs=8", "student.epochs=5", "student.patience=5", "student.batch_size=16",
+        "teacher.batch_size=16",
         "calibration.enabled=false", "eval.plots=false", "train.num_threads=1",
         "student.methods={kg_guided: {concepts: gnn, fusion: false, losses: [{name: ce}, {name: kd, temperature: 4.0},"
         " {name: anchor, weight: 0.5}, {name: graph_relational, alpha: 0.5}]}}"]
@@ -65,6 +66,45 @@ def measure(mode: str, seed: int, runs: Path, extra: list[str]) -> dict:
             "seen_mrr": kg["seen"]["mrr"]}
 
 
+def step_cost(steps: int = 5, notes: int = 16) -> dict[str, float]:
+    """CPU seconds (this process, one thread) of one training step of the text encoder alone, per mode, on the
+    same batch of notes: a load-independent cost, since wall time on a shared machine follows the others' load."""
+    import time
+
+    import torch
+
+    from kgdistill.data.hpo_benchmark import generate_hpo_benchmark
+    from kgdistill.config import HPOBenchmarkConfig
+    from kgdistill.data.paired import load_paired
+    from kgdistill.data.prepare import PreparedModality, sentence_index
+    from kgdistill.encoders import ENCODERS
+    from kgdistill.encoders.text_embedder import TextEmbedder, default_model_path
+
+    torch.set_num_threads(1)
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = load_paired(generate_hpo_benchmark(Path(tmp), HPOBenchmarkConfig(num_diseases=16, train_per_disease=8),
+                                                seed=0))
+    texts = ds.modalities[ds.student].values[:notes]
+    x, sentences, _ = sentence_index(list(texts))
+    table = torch.from_numpy(TextEmbedder().embed(sentences))
+    prep = PreparedModality("note", "text", x, {"sentences": table}, sentences=sentences,
+                            text_model=default_model_path())
+    out = {}
+    for mode, extra in (("frozen", {}), ("lora", {"lora": {"rank": 8, "alpha": 16}}), ("finetune", {})):
+        torch.manual_seed(0)
+        enc = ENCODERS.get("text").from_modality(prep, 128, hidden=256, mode=mode, **extra)
+        opt = torch.optim.AdamW([p for p in enc.parameters() if p.requires_grad], lr=1e-4)
+        enc.train()
+        t0 = time.process_time()
+        for _ in range(steps):
+            opt.zero_grad()
+            enc(x).pow(2).mean().backward()
+            opt.step()
+        out[mode] = (time.process_time() - t0) / steps
+    return {"notes": notes, "sentences": len(sentences), "cpu_seconds_per_step": out}
+
+
 def table(rows: list[dict]) -> str:
     out = ["| mode | seeds | trainable params | saved student file | s/epoch | peak RSS (MB) | seen top-1 | "
            "unseen top-1 | all top-1 |", "|---|---|---|---|---|---|---|---|---|"]
@@ -88,7 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     ap.add_argument("--runs", type=Path, default=Path("runs/bench-lora"))
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--step-cost", action="store_true", help="only the CPU cost of one text-encoder step per mode")
     args = ap.parse_args(argv)
+    if args.step_cost:
+        print(json.dumps(step_cost()))
+        return
     args.runs.mkdir(parents=True, exist_ok=True)
     path = args.runs / "lora.json"
     rows = json.loads(path.read_text())["runs"] if path.is_file() else []

@@ -297,7 +297,7 @@ def test_spoken_digit_targets_from_hand_made_means():
     t = bq.summarise(task, [0, 1, 2], results)["targets"]
     assert t["1_kd_over_student_alone"]["margin"] == pytest.approx(0.12) and t["1_kd_over_student_alone"]["met"]
     assert t["2_kg_guided_vs_kd"]["margin"] == pytest.approx(-0.02) and not t["2_kg_guided_vs_kd"]["met"]
-    assert t["3_unseen_digits_3x_chance"]["kg_guided"] == pytest.approx(0.31) and t["3_unseen_digits_3x_chance"]["met"]
+    assert t["unseen_digits_3x_chance"]["kg_guided"] == pytest.approx(0.31) and t["unseen_digits_3x_chance"]["met"]
     tree = bq.task_tree(task, ["seed=0"])
     assert list(tree["student"]["methods"]) == ["student_alone", "kd", "kg_guided"]
     assert tree["data"]["source"] == "spoken_digits" and tree["student"]["methods"]["kg_guided"]["fusion"] is False

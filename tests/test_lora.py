@@ -91,8 +91,10 @@ def test_a_target_module_the_model_lacks_names_the_key_and_the_layers(prepared):
 def lora_run(tmp_path_factory, tiny_config_with):
     from kgdistill.pipeline import run_pipeline
 
+    # one student, one epoch, no calibration pass: the text model runs on every batch, so keep it short
     cfg = tiny_config_with("student.encoder.mode=lora", "student.encoder.lora={rank: 4, alpha: 8}",
-                           "student.epochs=2", "student.batch_size=32")
+                           "student.epochs=1", "student.batch_size=32", "calibration.enabled=false",
+                           "student.methods={kg_guided: {concepts: gnn, losses: [{name: ce}, {name: kd}]}}")
     out = tmp_path_factory.mktemp("runs") / "lora"
     return run_pipeline(cfg, out, progress=False, log=lambda *_: None).path
 

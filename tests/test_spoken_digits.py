@@ -150,7 +150,7 @@ def test_the_demo_runs_from_the_cli_and_writes_its_data_into_the_run(cli, tmp_pa
 
     out = tmp_path / "run"
     res = cli("demo", "--task", "spoken-digits", "--quick", "--out", str(out), "--quiet", "--set", "teacher.epochs=1",
-              "--set", "student.epochs=1", "--set", f"data.spoken_digits.seconds={SECONDS}")
+              "--set", "student.epochs=1", "--set", f"data.spoken_digits.seconds={SECONDS}", timeout=1800)
     assert res.returncode == 0, res.stderr[-2000:]
     ds = load_paired(out / "data")
     assert ds.modalities["voice"].values.shape == (2700, 2000) and ds.modalities["digit_image"].kind == "image"
