@@ -41,6 +41,64 @@ def test_text_export_scores_like_the_student_on_the_test_set(tiny_run, text_expo
     assert (got.argmax(1) == want.argmax(1)).all()
 
 
+#: issue 16's note (a negated sentence), one with hypothetical, family-history and negated sentences, and the first
+#: one with its finding affirmed: unique sentences in order, with their polarity (+1 affirmed, -1 negated, 0 dropped)
+NEGATION_NOTES = [
+    "The child has seizures and global developmental delay. MRI showed cerebellar hypoplasia. No hearing loss.",
+    "Possible scoliosis. His brother has autism. Hypotonia was noted. Hearing loss was ruled out.",
+    "The child has seizures and global developmental delay. MRI showed cerebellar hypoplasia. Hearing loss.",
+]
+POLARITY = [1, 1, -1, 0, 0, 1, -1, 1]
+
+
+def _scores_like_the_student(model, exported, texts):
+    """Within the tolerance of the student's scores, and far from them read with every sentence affirmed."""
+    want = model.score_texts(texts, "kg_guided").numpy()
+    got = exported.score_texts(texts)[0]
+    assert got.shape == want.shape == (len(texts), 12)
+    assert np.abs(got - want).max() < FP32_TOL
+    x, table, per, _ = model.text_inputs(NEGATION_NOTES)
+    affirmed = model.score_inputs("kg_guided", x, table, None, model.sentences_of(x, per)).numpy()
+    assert np.abs(got[:len(NEGATION_NOTES)] - affirmed).max() > 1e-3
+
+
+def test_text_export_reads_negated_hypothetical_and_family_sentences_as_the_student(tiny_run, text_export):
+    from kgdistill.deploy.onnx_model import ExportedModel
+    from kgdistill.model import DistilledModel
+
+    exported = ExportedModel(text_export)
+    notes, sentences, _, polarity = exported.text_inputs(NEGATION_NOTES)
+    assert polarity.tolist() == POLARITY and sentences[2] == "No hearing loss."
+    assert notes.tolist() == [[0, 1, 2, -1], [3, 4, 5, 6], [0, 1, 7, -1]]
+    model = DistilledModel.load(tiny_run, methods=["kg_guided"])
+    _scores_like_the_student(model, exported, NEGATION_NOTES + _test_inputs(tiny_run, "text")[:6])
+
+
+@pytest.mark.parametrize("baseline", ["likelihood", "mean"])
+def test_fused_baselines_read_polarity_as_the_student(tiny_run, text_export, tmp_path, baseline):
+    """The tiny run fuses no baseline; here each exportable one is fused (beta 0.5) into its model and export."""
+    from kgdistill.deploy.export import _text_graph, _write_onnx
+    from kgdistill.deploy.onnx_model import ExportedModel
+    from kgdistill.eval.calibration import Calibration
+    from kgdistill.eval.text_baseline import build_text_baseline
+    from kgdistill.graph.loader import load_graph
+    from kgdistill.model import DistilledModel
+
+    model = DistilledModel.load(tiny_run, methods=["kg_guided"])
+    kg = load_graph(tiny_run / "graph")
+    nodes = np.array([kg.index[c] for c in model.candidates])
+    model.text_baseline = build_text_baseline(baseline, kg, nodes, torch.from_numpy(model.embedder.embed(kg.names)))
+    model.calibrations["kg_guided"] = Calibration(gamma=0.1, beta=0.5)
+    copy = tmp_path / "fused"
+    shutil.copytree(text_export, copy)
+    _write_onnx(*_text_graph(model, "kg_guided"), copy / "model.onnx", None)
+    exported = ExportedModel(copy, verify=False)
+    _scores_like_the_student(model, exported, NEGATION_NOTES + _test_inputs(tiny_run, "text")[:6])
+    x, table, _, polarity = model.text_inputs(NEGATION_NOTES)
+    read = model.text_baseline.scores
+    assert (read(x, table, polarity) - read(x, table)).abs().max() > 1e-3     # the baseline's own polarity term
+
+
 def test_sensor_export_scores_like_the_student_on_the_test_set(sensor_run, sensor_export):
     from kgdistill.deploy.onnx_model import ExportedModel
     from kgdistill.model import DistilledModel
@@ -146,3 +204,16 @@ def test_export_into_a_non_empty_folder_is_refused(tiny_run, cli, tmp_path):
     r = cli("export", str(tiny_run), "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "--out exists and is not empty" in r.stderr
     assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
+
+
+def test_the_exported_model_reads_polarity_without_importing_torch(text_export):
+    import subprocess
+
+    code = ("import sys; from kgdistill.deploy.onnx_model import ExportedModel; "
+            f"m = ExportedModel({str(text_export)!r}); print(m.text_inputs({NEGATION_NOTES!r})[3].tolist()); "
+            "m.predict(['Seizures. No hearing loss.']); "
+            "print(sorted(k for k in sys.modules if k.split('.')[0] == 'torch'))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == [str([float(p) for p in POLARITY]), "[]"]

@@ -106,6 +106,33 @@ def test_predict_ranks_like_the_exported_model(server, text_export):
     assert got[0][0]["name"] == want[0][0].name and got[0][0]["evidence"] == want[0][0].evidence
 
 
+ISSUE_16_NOTE = ("The child has seizures and global developmental delay. MRI showed cerebellar hypoplasia. "
+                 "No hearing loss.")
+
+
+def test_negated_sentences_are_evidence_against_never_support(server, tiny_run, text_export):
+    """A finding the note denies is cited against the concepts linked to it, as ``kgdistill predict`` does; a
+    relative's finding is cited neither way."""
+    from kgdistill.predict import Predictor
+
+    concepts = json.loads((text_export / "concepts.json").read_text())
+    c = next(c for c in concepts["candidates"] if c["evidence"])
+    finding = concepts["findings"][c["evidence"][0]]["name"]
+    denied, relative = f"No {finding.lower()}.", f"His brother has {finding.lower()}."
+    notes = [ISSUE_16_NOTE, f"{finding}. {denied} {relative}"]
+    r = server.post({"inputs": notes, "top_k": 12})
+    assert r.status_code == 200, r.text
+    got = r.json()["results"]
+    cited = [(e["text"], e["against"]) for res in got for c in res for e in c["evidence"]]
+    assert ("No hearing loss.", False) not in cited and (denied, False) not in cited
+    assert (denied, True) in cited and (finding + ".", False) in cited
+    assert all(text != relative for text, _ in cited)
+    want = Predictor.from_run_dir(tiny_run).predict_texts(notes, 12)
+    assert [[(c["concept_id"], [(e["text"], e["finding_id"], e["against"]) for e in c["evidence"]]) for c in res]
+            for res in got] == [[(w.concept_id, [(e.text, e.finding_id, e.against) for e in w.evidence]) for w in res]
+                                for res in want]
+
+
 @pytest.mark.parametrize("token", [None, "wrong-token-" + "y" * 20, TOKEN + "x", TOKEN[:-1]])
 def test_no_token_or_a_wrong_one_is_401(server, token):
     r = server.post({"inputs": [NOTE]}, token=token)

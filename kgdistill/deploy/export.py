@@ -91,10 +91,12 @@ def _text_graph(model: DistilledModel, method: str):
     scorer = TextScorer(SentenceEncoder(transformer), st.encoder, Head(st.concepts(), model.seen, cal.gamma),
                         cal.beta, baseline_module(model.text_baseline) if fused else None).eval()
     enc = tok(["One finding.", "Another finding was noted", "A third."], padding=True, return_tensors="pt")
-    example = (enc["input_ids"], enc["attention_mask"], torch.tensor([[0, 1], [2, -1]]))
-    names = (["input_ids", "attention_mask", "notes"], ["scores", "sentence_vectors"])
+    # an affirmed, a negated and a dropped sentence, so every polarity path is traced
+    example = (enc["input_ids"], enc["attention_mask"], torch.tensor([[0, 1], [2, -1]]), torch.tensor([1.0, -1.0, 0.0]))
+    names = (["input_ids", "attention_mask", "notes", "polarity"], ["scores", "sentence_vectors"])
     axes = {"input_ids": {0: "sentences", 1: "tokens"}, "attention_mask": {0: "sentences", 1: "tokens"},
-            "notes": {0: "batch", 1: "items"}, "scores": {0: "batch"}, "sentence_vectors": {0: "sentences"}}
+            "notes": {0: "batch", 1: "items"}, "polarity": {0: "sentences"}, "scores": {0: "batch"},
+            "sentence_vectors": {0: "sentences"}}
     return scorer, example, names, axes
 
 

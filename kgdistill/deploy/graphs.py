@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from ..errors import ArtefactError
-from ..eval.text_baseline import LinkLikelihood, MeanTextBaseline, TextBaseline, mean_item_embedding
+from ..eval.text_baseline import (LinkLikelihood, MeanTextBaseline, TextBaseline, mean_item_embedding,
+                                  with_polarity)
 
 
 class Head(nn.Module):
@@ -29,25 +30,33 @@ class MeanBaseline(nn.Module):
         super().__init__()
         self.register_buffer("concepts", b.concepts.float())
 
-    def forward(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        return mean_item_embedding(x, table) @ self.concepts.T
+    def forward(self, x: torch.Tensor, table: torch.Tensor, polarity: torch.Tensor) -> torch.Tensor:
+        return mean_item_embedding(with_polarity(x, polarity, 1.0), table) @ self.concepts.T
 
 
 class LikelihoodBaseline(nn.Module):
-    """:class:`LinkLikelihood` with its sparse link matrix made dense (ONNX has no sparse product)."""
+    """:class:`LinkLikelihood` with its sparse link matrix made dense (ONNX has no sparse product): affirmed
+    sentences add ``log(floor + P(sentence | concept))``, a negated one ``log(1 - 0.9 q)`` (``q``: the chance that
+    the finding it denies is linked to the concept), over the number of affirmed sentences."""
 
     def __init__(self, b: LinkLikelihood):
         super().__init__()
+        links = b.links.coalesce()
         self.register_buffer("emb", b.emb.float())
-        self.register_buffer("links", b.links.to_dense().float())          # [K, T]
+        self.register_buffer("links", links.to_dense().float())          # [K, T]
+        support = torch.sparse_coo_tensor(links.indices(), torch.ones_like(links.values()), links.shape,
+                                          check_invariants=False)
+        self.register_buffer("support", support.to_dense().float())      # [K, T] 1 where linked
         self.temperature, self.floor = b.temperature, b.floor
 
-    def forward(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        mask = (x >= 0).unsqueeze(-1).float()
+    def forward(self, x: torch.Tensor, table: torch.Tensor, polarity: torch.Tensor) -> torch.Tensor:
+        pos = (with_polarity(x, polarity, 1.0) >= 0).unsqueeze(-1).float()
+        neg = (with_polarity(x, polarity, -1.0) >= 0).unsqueeze(-1).float()
         table = nn.functional.normalize(table, dim=-1)
         names = torch.softmax(table[x.clamp_min(0)] @ self.emb.T / self.temperature, dim=-1)   # [n, m, T]
-        logp = torch.log(self.floor + names @ self.links.T) * mask
-        return logp.sum(1) / mask.sum(1).clamp_min(1)
+        logp = torch.log(self.floor + names @ self.links.T) * pos
+        against = torch.log1p(-0.9 * (names @ self.support.T).clamp(0, 1)) * neg
+        return (logp.sum(1) + against.sum(1)) / pos.sum(1).clamp_min(1)
 
 
 def baseline_module(b: TextBaseline) -> nn.Module:
@@ -75,7 +84,9 @@ class SentenceEncoder(nn.Module):
 
 class TextScorer(nn.Module):
     """(input_ids, attention_mask) of the batch's unique sentences, notes as rows of sentence indices (-1
-    padding) -> final scores [n, K] and the sentence vectors (for evidence)."""
+    padding) and each sentence's polarity (+1 affirmed, -1 negated, 0 hypothetical or family) -> final scores
+    [n, K] and the sentence vectors (for evidence).  Polarity is read as the run's student reads it
+    (``TextEncoder._signed``): polarity-0 sentences are dropped, negated ones enter as their vector's negation."""
 
     def __init__(self, sentences: SentenceEncoder, encoder: nn.Module, head: Head, beta: float,
                  baseline: nn.Module | None):
@@ -84,12 +95,14 @@ class TextScorer(nn.Module):
         self.beta = beta
         self.baseline = baseline
 
-    def forward(self, input_ids, attention_mask, notes):
+    def forward(self, input_ids, attention_mask, notes, polarity):
         table = self.sentences(input_ids, attention_mask)
-        z = self.encoder.head(self.encoder.pool.forward_table(table, notes))
+        pol = polarity[notes.clamp_min(0)]
+        read = torch.where((notes >= 0) & (pol != 0), notes, torch.full_like(notes, -1))
+        z = self.encoder.head(self.encoder.pool.forward_table(table, read, negated=pol < 0))
         scores = self.head(z)
         if self.baseline is not None:
-            scores = scores + self.beta * self.baseline(notes, table)
+            scores = scores + self.beta * self.baseline(notes, table, polarity)
         return scores, table
 
 

@@ -7,9 +7,10 @@ training code): what ``kgdistill serve`` runs, and what a user embeds in their o
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -77,28 +78,33 @@ class ExportedModel:
         return self.manifest.get("validation_best_score")
 
     # ------------------------------------------------------------------ scoring
-    def text_inputs(self, texts: Sequence[str]) -> tuple[np.ndarray, list[str], list[list[str]]]:
-        """As ``data.prepare.sentence_index``: rows of indices (-1 padding) into the batch's unique sentences."""
+    def text_inputs(self, texts: Sequence[str]) -> tuple[np.ndarray, list[str], list[list[str]], np.ndarray]:
+        """As ``DistilledModel.text_inputs``: rows of indices (-1 padding) into the batch's unique sentences, the
+        sentences, each note's, and each sentence's polarity (+1 affirmed, -1 negated, 0 hypothetical or a
+        relative's; ``kgdistill.text.negation``)."""
         per = [split_sentences(t)[:int(self.inputs["max_items"])] for t in texts]
         uniq: dict[str, int] = {}
         rows = [[uniq.setdefault(s, len(uniq)) for s in sents] for sents in per]
         notes = np.full((len(rows), max(map(len, rows), default=1)), -1, dtype=np.int64)
         for i, r in enumerate(rows):
             notes[i, :len(r)] = r
-        return notes, list(uniq), per
+        return notes, list(uniq), per, polarity_reader()(list(uniq))
 
-    def score_texts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]]]:
-        """Final scores [n, K], the sentence vectors, the notes' index rows and each note's sentences."""
+    def score_texts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]],
+                                                         np.ndarray]:
+        """Final scores [n, K], the sentence vectors, the notes' index rows, each note's sentences and each
+        sentence's polarity."""
         if self.kind != "text":
             raise DataError(f"this model reads {self.kind} input, not text")
         if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
             raise DataError("empty text; expected at least one non-empty input")
-        notes, sentences, per = self.text_inputs(texts)
+        notes, sentences, per, polarity = self.text_inputs(texts)
         enc = self.tokenizer.encode_batch(sentences)
         ids = np.asarray([e.ids for e in enc], dtype=np.int64)
         mask = np.asarray([e.attention_mask for e in enc], dtype=np.int64)
-        scores, vectors = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "notes": notes})
-        return scores, vectors, notes, per
+        scores, vectors = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "notes": notes,
+                                                  "polarity": polarity.astype(np.float32)})
+        return scores, vectors, notes, per, polarity
 
     def score_inputs(self, x: np.ndarray) -> np.ndarray:
         """Final scores [n, K] of raw inputs of the training shape (free axes: any length)."""
@@ -116,14 +122,15 @@ class ExportedModel:
         """Ranked concepts per input (text: with the sentences that name a linked finding), and each input's best
         score (what drift is measured on)."""
         if self.kind == "text":
-            scores, vectors, notes, per = self.score_texts(list(inputs))
+            scores, vectors, notes, per, polarity = self.score_texts(list(inputs))
         else:
-            scores, vectors, notes, per = self.score_inputs(np.asarray(inputs, dtype=np.float32)), None, None, None
+            scores, per = self.score_inputs(np.asarray(inputs, dtype=np.float32)), None
         k = min(top_k, len(self.candidates))
         out = []
         for i, row in enumerate(scores):
             top = np.argsort(-row, kind="stable")[:k]
-            sents = None if per is None else (per[i], vectors[notes[i][notes[i] >= 0]])
+            rows = None if per is None else notes[i][notes[i] >= 0]
+            sents = None if per is None else (per[i], vectors[rows], polarity[rows])
             out.append([self._ranked(int(j), float(row[j]), sents) for j in top])
         return out, scores.max(1)
 
@@ -132,12 +139,33 @@ class ExportedModel:
         r = Ranked(c["id"], c["name"], score, bool(c["seen"]))
         links = c.get("evidence") or []
         if sents is not None and links:
-            text, vecs = sents
-            sim = vecs @ self.finding_vectors[links].T
-            best, arg = sim.max(1), sim.argmax(1)
-            thr = float(self.manifest["evidence_threshold"])
-            ev = [{"text": text[s], "finding_id": self.findings[links[a]]["id"],
-                   "finding_name": self.findings[links[a]]["name"], "similarity": float(b)}
-                  for s, (b, a) in enumerate(zip(best, arg)) if b >= thr]
-            r.evidence = sorted(ev, key=lambda e: -e["similarity"])
+            r.evidence = self._evidence(links, *sents)
         return r
+
+    def _evidence(self, links: list[int], text: list[str], vecs: np.ndarray, polarity: np.ndarray
+                  ) -> list[dict[str, Any]]:
+        """As ``Predictor``: sentences that name (closely) a linked finding, affirmed ones as support, negated
+        ones as evidence against (listed after the support); hypothetical and family-history ones are neither."""
+        sim = vecs @ self.finding_vectors[links].T
+        best, arg = sim.max(1), sim.argmax(1)
+        thr = float(self.manifest["evidence_threshold"])
+        ev = [{"text": text[s], "finding_id": self.findings[links[a]]["id"],
+               "finding_name": self.findings[links[a]]["name"], "similarity": float(b), "against": bool(p < 0)}
+              for s, (b, a, p) in enumerate(zip(best, arg, polarity)) if b >= thr and p != 0]
+        return sorted(ev, key=lambda e: (e["against"], -e["similarity"]))
+
+
+def polarity_reader() -> Callable[[Sequence[str]], np.ndarray]:
+    """``kgdistill.text.negation.sentence_polarity``, loaded without torch where torch is not loaded yet: spaCy's
+    thinc imports torch whenever it is installed, which would cost the server seconds at start and hundreds of
+    MB; the blank tokenizer negspacy reads needs none of it."""
+    if "thinc.compat" not in sys.modules and "torch" not in sys.modules:
+        sys.modules["torch"] = None      # type: ignore[assignment]  # ``import torch`` fails: thinc does without
+        try:
+            import spacy  # noqa: F401
+            import negspacy.negation  # noqa: F401
+        finally:
+            del sys.modules["torch"]
+    from ..text.negation import sentence_polarity
+
+    return sentence_polarity
