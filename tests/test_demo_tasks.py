@@ -23,7 +23,7 @@ def test_the_simulated_task_stays_available_by_name():
 
 
 def test_an_unknown_task_or_patients_key_is_one_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="--task 'nope': unknown demo task; expected one of: patients, simulated"):
+    with pytest.raises(ConfigError, match="--task 'nope': unknown demo task; expected one of: bearings, patients, simulated, spoken-digits"):
         demo_config("nope", False)
     with pytest.raises(ConfigError, match="data.patients.graph"):
         load_config(demo_config(None, True), ["data.patients.graph=both"])

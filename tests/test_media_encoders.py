@@ -40,7 +40,7 @@ def test_a_tone_lights_the_band_around_its_frequency():
 
 def test_bad_front_end_settings_name_the_parameter():
     prepared = PreparedModality("v", "audio", torch.zeros(2, 100), {"rate": torch.tensor([8000])})
-    with pytest.raises(ConfigError, match=r"student.encoder: n_mels: mel band \d+ of 200 covers no FFT bin"):
+    with pytest.raises(ConfigError, match=r"student.encoder.n_mels: mel band \d+ of 200 covers no FFT bin"):
         build_encoder(Part(name="logmel", n_mels=200), prepared, 8, "student.encoder")
     with pytest.raises(ConfigError, match=r"student.encoder: expected 0 <= f_min < f_max <= rate/2 = 4000 Hz"):
         build_encoder(Part(name="logmel", f_max=6000), prepared, 8, "student.encoder")
