@@ -13,8 +13,10 @@ import json
 import math
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from safetensors import safe_open
@@ -53,6 +55,26 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def new_folder(out: Path) -> Iterator[Path]:
+    """A folder built beside ``out`` (absent or empty) and renamed to it only once the body ends without error;
+    on any error it is removed, so a reader never finds half a folder at ``out``.  Its mode is an ordinary
+    folder's (mkdtemp's would be private)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        work.chmod(0o777 & ~umask)
+        yield work
+        if out.exists():
+            out.rmdir()
+        work.rename(out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
         raise
 
 

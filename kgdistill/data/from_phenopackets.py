@@ -16,9 +16,6 @@ patients who share a PubMed id always share a split, so one paper's family never
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -27,6 +24,7 @@ import numpy as np
 import yaml
 
 from ..errors import DataError
+from ..fileio import new_folder
 from ..graph.hpo import Annotations, build_hpo_graph, hpo_annotations
 from .notes import NoteSpec, render_notes
 from .phenopackets import PhenopacketRecord, Problem, ReadResult, table_bytes
@@ -143,9 +141,7 @@ def write_dataset(result: ReadResult, out: str | Path, *, source: str = "", frac
         ["test"] * len(records) if fractions is None else split_by_publication(records, fractions, seed),
         [True] * len(records))
     splits = list(a.splits)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with new_folder(out) as tmp:
         _write_files(tmp, records, a, diseases, notes, seed, graph)
         (tmp / "problems.txt").write_text("".join(f"{p}\n" for p in result.problems), encoding="utf-8")
         meta = {"generator": "from-phenopackets", "source": source, "seed": seed,
@@ -159,15 +155,6 @@ def write_dataset(result: ReadResult, out: str | Path, *, source: str = "", frac
                    "modalities": {"findings": {"kind": "concept_set", "path": "findings.txt"},
                                   "note": {"kind": "text", "path": "note.txt"}}, "meta": meta}
         (tmp / "dataset.yaml").write_text(yaml.safe_dump(dataset, sort_keys=False), encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)               # mkdtemp makes it private; the dataset is an ordinary folder
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     counts = {s: splits.count(s) for s in SPLIT_NAMES}
     return Conversion(out, len(records), result.problems, sum(result.remapped.values()), counts)
 

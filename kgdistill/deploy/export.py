@@ -19,6 +19,7 @@ import torch
 from ..data.paired import PairedDataset, load_paired
 from ..data.prepare import STANDARDISE_AXES
 from ..errors import ArtefactError, KGDistillError
+from ..fileio import new_folder
 from ..eval.calibration import Calibration
 from ..graph.loader import load_graph
 from ..model import REQUIRED, DistilledModel
@@ -45,21 +46,12 @@ def export_run(run_dir: str | Path, out: str | Path, *, method: str = "kg_guided
     scorer, example, names, axes = (_text_graph(model, method) if model.roles.student_kind == "text"
                                     else _input_graph(model, method, ds))
     pruned = prune_weights(scorer.encoder, prune) if prune else 0
-    work = out.parent / f".{out.name}.partial"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
+    with new_folder(out) as work:
         _write_onnx(scorer, example, names, axes, work / artefact.MODEL, quantize)
         graph = _write_concepts(rd, model, work)
         info = _describe(rd, graph, model, method, ds, {"precision": quantize or "fp32", "pruned": prune or 0.0,
                                                          "pruned_weights": pruned})
         manifest = artefact.write_manifest(work, info)
-        if out.exists():
-            out.rmdir()
-        work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     log(f"exported {method} ({model.roles.student_kind} student, {model.num_candidates} candidates) to {out}")
     return manifest
 
