@@ -395,10 +395,11 @@ def _stand_in(model: DistilledModel, kind: str, tables_file: Path) -> PreparedMo
     if kind == "text":
         tables["sentences"] = torch.zeros(1, model.embedder.embed(["probe"]).shape[1])
         x = torch.zeros(1, 1, dtype=torch.long)
-    elif "shape" in model.input_scaling:
-        x = torch.zeros((1, *model.input_scaling["shape"].tolist()))
-    elif "mean" in model.input_scaling:  # runs saved before the shape was kept: the scaling's (time axis of 1)
-        x = torch.zeros((1, *model.input_scaling["mean"].shape[1:]))
+    elif "shape" in model.input_scaling or "mean" in model.input_scaling:
+        # one sample's shape; runs saved before it was kept: the scaling's (a time axis of 1)
+        shape = model.input_scaling["shape"].tolist() if "shape" in model.input_scaling \
+            else model.input_scaling["mean"].shape[1:]
+        x = torch.zeros((1, *shape))
         if kind == "audio":
             if model.sample_rate is None:
                 raise RunDirError("the audio student's sample rate is missing (damaged checkpoint)",
