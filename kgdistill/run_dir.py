@@ -47,7 +47,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (a run's recorded owner)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -133,7 +134,7 @@ class RunDir:
             raise RunDirError("output folder holds a complete run (never replaced); choose another --out",
                               source=str(path))
         if (status == "running" and info.get("host") == socket.gethostname() and isinstance(pid, int)
-                and pid != os.getpid() and _alive(pid)):
+                and pid != os.getpid() and pid_alive(pid)):
             raise RunDirError(f"output folder holds a run that is still running (pid {pid})", source=str(path))
         resumable = any((path / "state").rglob("*.pt")) or (path / "state" / "calibration.json").is_file()
         if overwrite or (status == "failed" and not resumable):
@@ -156,7 +157,7 @@ class RunDir:
                               "kgdistill eval with --out again", source=str(path))
         pid = info.get("pid")
         if (info.get("status") == "running" and info.get("host") == socket.gethostname() and isinstance(pid, int)
-                and pid != os.getpid() and _alive(pid)):
+                and pid != os.getpid() and pid_alive(pid)):
             raise RunDirError(f"run is still running (pid {pid}); stop it before resuming", source=str(path))
         saved = rd.config()
         cfg = cfg.with_absolute_paths() if cfg is not None else None

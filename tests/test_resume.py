@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import ROOT, TINY, kgdistill_cmd  # noqa: E402
 
 from kgdistill.fileio import load_tensors, read_state  # noqa: E402
+from kgdistill.run_dir import pid_alive  # noqa: E402
 
 LONG = TINY + ["teacher.epochs=30", "student.epochs=30", "teacher.patience=100", "student.patience=100",
                "train.num_threads=1"]
@@ -59,16 +60,6 @@ def _methods(run: Path) -> dict:
 
 def _info(run: Path) -> dict:
     return json.loads((run / "run.json").read_text())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +211,7 @@ def test_a_real_full_disk_fails_in_one_line_and_resumes_once_space_is_freed(tmp_
     # marked failed where run.json could still be written; where the full disk refused that too, it stays
     # `running` with the pid of the process that has ended, which --resume accepts as after a kill (never complete)
     failed = json.loads((out / "failed.json").read_text())
-    assert failed["status"] == "failed" or (failed["status"] == "running" and not _alive(failed["pid"])), failed
+    assert failed["status"] == "failed" or (failed["status"] == "running" and not pid_alive(failed["pid"])), failed
     assert (out / "leftovers").read_text() == ""  # no half-written file left behind
     assert (out / "resume.rc").read_text().strip() == "0", (out / "resume.err").read_text()[-3000:]
     _same_as_reference(out / "run", reference)
