@@ -152,6 +152,13 @@ class BearingsConfig(Strict):
         return self
 
 
+def distinct(v: list, what: str) -> list:
+    """``v`` if no item repeats; else the validation error ``what, got v``."""
+    if len(set(v)) != len(v):
+        raise ValueError(f"{what}, got {v}")
+    return v
+
+
 class SpokenDigitsConfig(Strict):
     """``data.source: spoken_digits``: spoken digits (student) paired with digit images (teacher), split by
     speaker (``kgdistill/data/spoken_digits.py``)."""
@@ -164,9 +171,7 @@ class SpokenDigitsConfig(Strict):
     @field_validator("heldout")
     @classmethod
     def _distinct(cls, v: list[int]) -> list[int]:
-        if len(set(v)) != len(v):
-            raise ValueError(f"expected distinct digits, got {v}")
-        return v
+        return distinct(v, "expected distinct digits")
 
 
 class DataConfig(Strict):
@@ -359,9 +364,7 @@ class TrainConfig(Strict):
     @field_validator("tracking")
     @classmethod
     def _once_each(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError(f"each tool once, got {v}")
-        return v
+        return distinct(v, "each tool once")
 
 
 class EvalConfig(Strict):
