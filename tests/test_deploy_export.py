@@ -77,7 +77,7 @@ def test_text_export_reads_negated_hypothetical_and_family_sentences_as_the_stud
 @pytest.mark.parametrize("baseline", ["likelihood", "mean"])
 def test_fused_baselines_read_polarity_as_the_student(tiny_run, text_export, tmp_path, baseline):
     """The tiny run fuses no baseline; here each exportable one is fused (beta 0.5) into its model and export."""
-    from kgdistill.deploy.export import _text_graph, _write_onnx
+    from kgdistill.deploy.export import _text_graphs, _write_onnx
     from kgdistill.deploy.onnx_model import ExportedModel
     from kgdistill.eval.calibration import Calibration
     from kgdistill.eval.text_baseline import build_text_baseline
@@ -91,7 +91,7 @@ def test_fused_baselines_read_polarity_as_the_student(tiny_run, text_export, tmp
     model.calibrations["kg_guided"] = Calibration(gamma=0.1, beta=0.5)
     copy = tmp_path / "fused"
     shutil.copytree(text_export, copy)
-    _write_onnx(*_text_graph(model, "kg_guided"), copy / "model.onnx", None)
+    _write_onnx(_text_graphs(model, "kg_guided")[0], copy, None)      # model.onnx; sentences.onnx as exported
     exported = ExportedModel(copy, verify=False)
     _scores_like_the_student(model, exported, NEGATION_NOTES + _test_inputs(tiny_run, "text")[:6])
     x, table, _, polarity = model.text_inputs(NEGATION_NOTES)
@@ -121,7 +121,8 @@ def test_manifest_records_the_source_and_every_file(tiny_run, text_export):
     assert m["graph"]["nodes"] > 12 and m["graph"]["edges"] > 0
     on_disk = {p.relative_to(text_export).as_posix() for p in text_export.rglob("*") if p.is_file()} - {"manifest.json"}
     assert set(m["files"]) == on_disk
-    assert {"model.onnx", "concepts.json", "tokenizer/tokenizer.json", "findings.safetensors"} <= on_disk
+    assert {"model.onnx", "sentences.onnx", "concepts.json", "tokenizer/tokenizer.json",
+            "findings.safetensors"} <= on_disk
     for name, digest in m["files"].items():
         assert hashlib.sha256((text_export / name).read_bytes()).hexdigest() == digest
     cands = json.loads((text_export / "concepts.json").read_text())["candidates"]
@@ -170,9 +171,10 @@ def test_int8_and_pruned_exports(tiny_run, text_export, cli, tmp_path):
 
     r = cli("export", str(tiny_run), "--out", str(tmp_path / "q"), "--quantize", "int8")
     assert r.returncode == 0, r.stderr
-    ops = {n.op_type for n in onnx.load(str(tmp_path / "q" / "model.onnx")).graph.node}
-    assert "MatMulInteger" in ops and "DynamicQuantizeLinear" in ops
-    assert (tmp_path / "q" / "model.onnx").stat().st_size < 0.4 * (text_export / "model.onnx").stat().st_size
+    for graph in ("model.onnx", "sentences.onnx"):          # the student's scoring and the sentence transformer
+        ops = {n.op_type for n in onnx.load(str(tmp_path / "q" / graph)).graph.node}
+        assert "MatMulInteger" in ops and "DynamicQuantizeLinear" in ops, graph
+    assert (tmp_path / "q" / "sentences.onnx").stat().st_size < 0.4 * (text_export / "sentences.onnx").stat().st_size
     texts = _test_inputs(tiny_run, "text")
     fp32, int8 = ExportedModel(text_export).score_texts(texts)[0], ExportedModel(tmp_path / "q").score_texts(texts)[0]
     assert np.isfinite(int8).all() and np.corrcoef(fp32.ravel(), int8.ravel())[0, 1] > 0.9

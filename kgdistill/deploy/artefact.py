@@ -13,11 +13,12 @@ from typing import Any
 from ..errors import ArtefactError
 
 MANIFEST = "manifest.json"
-MODEL = "model.onnx"
+MODEL = "model.onnx"                # the student's scoring (text: from sentence vectors)
+SENTENCES = "sentences.onnx"        # text: the sentence transformer (tokens -> sentence vectors)
 CONCEPTS = "concepts.json"          # candidates in score order: id, name, seen, linked findings (evidence)
 FINDINGS = "findings.safetensors"   # text: unit vectors of the linked findings' names (evidence)
 TOKENIZER = "tokenizer"             # text: the sentence transformer's tokenizer files
-FORMAT = 1
+FORMAT = 2                          # 2: text's sentence encoder in a file of its own
 
 
 def sha256(path: Path) -> str:
@@ -55,7 +56,7 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError):
         raise ArtefactError("damaged manifest; expected JSON with a 'files' table", source=str(path)) from None
     if manifest.get("format") != FORMAT:
-        raise ArtefactError(f"manifest format {manifest.get('format')!r}; this version reads {FORMAT}",
+        raise ArtefactError(f"manifest format {manifest.get('format')!r}; this version reads {FORMAT}: export the run again",
                             source=str(path))
     for name, digest in files.items() if verify else ():
         f = folder / name

@@ -1,7 +1,8 @@
 """``kgdistill export``: a run's student as a folder ONNX Runtime scores without the training code.
 
-The folder holds the ONNX graph (text: sentence transformer -> student -> calibrated, fused scores over every
-candidate), the candidates with their names, the tokenizer (text), the linked findings' vectors (text evidence),
+The folder holds the ONNX graph of the student's scoring (calibrated, fused scores over every candidate; text: from
+the sentence vectors, with the sentence transformer as a graph of its own, so the server can encode sentences in
+length-sorted chunks without padding every one to the batch's longest), the candidates with their names, the tokenizer (text), the linked findings' vectors (text evidence),
 and a manifest with the source run, the graph, the validation range of best scores (drift) and checksums.
 It is written beside ``--out`` and renamed into place only when complete."""
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..model import REQUIRED, DistilledModel
 from ..run_dir import RunDir
 from . import artefact
 from .compress import prune_weights, quantize_model
-from .graphs import Head, InputScorer, SentenceEncoder, TextScorer, baseline_module
+from .graphs import Head, InputScorer, SentenceEncoder, TextScorer, Traced, baseline_module
 
 OPSET = 17
 EVIDENCE_THRESHOLD = 0.55   # as kgdistill predict (Predictor)
@@ -43,11 +44,11 @@ def export_run(run_dir: str | Path, out: str | Path, *, method: str = "kg_guided
     model = DistilledModel.load(rd.path, methods=[method] if method in rd.config().student.methods else [])
     model.student(method)  # a method the run does not have: one clear error
     ds = _run_dataset(rd, model)
-    scorer, example, names, axes = (_text_graph(model, method) if model.roles.student_kind == "text"
-                                    else _input_graph(model, method, ds))
-    pruned = prune_weights(scorer.encoder, prune) if prune else 0
+    graphs = _text_graphs(model, method) if model.roles.student_kind == "text" else [_input_graph(model, method, ds)]
+    pruned = prune_weights(graphs[0].module.encoder, prune) if prune else 0
     with new_folder(out) as work:
-        _write_onnx(scorer, example, names, axes, work / artefact.MODEL, quantize)
+        for traced in graphs:
+            _write_onnx(traced, work, quantize)
         graph = _write_concepts(rd, model, work)
         info = _describe(rd, graph, model, method, ds, {"precision": quantize or "fp32", "pruned": prune or 0.0,
                                                          "pruned_weights": pruned})
@@ -71,7 +72,9 @@ def _run_dataset(rd: RunDir, model: DistilledModel) -> PairedDataset | None:
     return None
 
 
-def _text_graph(model: DistilledModel, method: str):
+def _text_graphs(model: DistilledModel, method: str) -> list[Traced]:
+    """The scoring graph (sentence vectors, notes, polarity -> scores) and the sentence encoder's (tokens ->
+    sentence vectors)."""
     from ..encoders.text_embedder import load_text_model
 
     st = model.student(method)
@@ -80,19 +83,24 @@ def _text_graph(model: DistilledModel, method: str):
     tok, transformer = load_text_model(model.embedder.model_path, attn_implementation="eager")
     cal = model.calibrations.get(method, Calibration())
     fused = bool(cal.beta) and model.text_baseline is not None
-    scorer = TextScorer(SentenceEncoder(transformer), st.encoder, Head(st.concepts(), model.seen, cal.gamma),
-                        cal.beta, baseline_module(model.text_baseline) if fused else None).eval()
+    scorer = TextScorer(st.encoder, Head(st.concepts(), model.seen, cal.gamma), cal.beta,
+                        baseline_module(model.text_baseline) if fused else None).eval()
     enc = tok(["One finding.", "Another finding was noted", "A third."], padding=True, return_tensors="pt")
+    sentences = SentenceEncoder(transformer).eval()
+    with torch.no_grad():
+        table = sentences(enc["input_ids"], enc["attention_mask"])
     # an affirmed, a negated and a dropped sentence, so every polarity path is traced
-    example = (enc["input_ids"], enc["attention_mask"], torch.tensor([[0, 1], [2, -1]]), torch.tensor([1.0, -1.0, 0.0]))
-    names = (["input_ids", "attention_mask", "notes", "polarity"], ["scores", "sentence_vectors"])
-    axes = {"input_ids": {0: "sentences", 1: "tokens"}, "attention_mask": {0: "sentences", 1: "tokens"},
-            "notes": {0: "batch", 1: "items"}, "polarity": {0: "sentences"}, "scores": {0: "batch"},
-            "sentence_vectors": {0: "sentences"}}
-    return scorer, example, names, axes
+    example = (table, torch.tensor([[0, 1], [2, -1]]), torch.tensor([1.0, -1.0, 0.0]))
+    return [Traced(artefact.MODEL, scorer, example, (["sentence_vectors", "notes", "polarity"], ["scores"]),
+                   {"sentence_vectors": {0: "sentences"}, "notes": {0: "batch", 1: "items"},
+                    "polarity": {0: "sentences"}, "scores": {0: "batch"}}),
+            Traced(artefact.SENTENCES, sentences, (enc["input_ids"], enc["attention_mask"]),
+                   (["input_ids", "attention_mask"], ["sentence_vectors"]),
+                   {"input_ids": {0: "sentences", 1: "tokens"}, "attention_mask": {0: "sentences", 1: "tokens"},
+                    "sentence_vectors": {0: "sentences"}})]
 
 
-def _input_graph(model: DistilledModel, method: str, ds: PairedDataset):
+def _input_graph(model: DistilledModel, method: str, ds: PairedDataset) -> Traced:
     st = model.student(method)
     cal = model.calibrations.get(method, Calibration())
     sc = model.input_scaling
@@ -100,15 +108,17 @@ def _input_graph(model: DistilledModel, method: str, ds: PairedDataset):
     sample = np.asarray(ds.modalities[model.roles.student].values[:2], dtype=np.float32)
     free = [a for a in STANDARDISE_AXES.get(model.roles.student_kind, ()) if a > 0]
     axes = {"inputs": {0: "batch", **{a: f"axis{a}" for a in free}}, "scores": {0: "batch"}}
-    return scorer.eval(), (torch.from_numpy(sample),), (["inputs"], ["scores"]), axes
+    return Traced(artefact.MODEL, scorer.eval(), (torch.from_numpy(sample),), (["inputs"], ["scores"]), axes)
 
 
 @torch.no_grad()
-def _write_onnx(scorer, example, names, axes, path: Path, quantize: str | None) -> None:
+def _write_onnx(t: Traced, folder: Path, quantize: str | None) -> None:
+    path = folder / t.file
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(scorer, example, str(path), dynamo=False, opset_version=OPSET, input_names=names[0],
-                          output_names=names[1], dynamic_axes=axes, do_constant_folding=True)
+        torch.onnx.export(t.module, t.example, str(path), dynamo=False, opset_version=OPSET,
+                          input_names=t.names[0], output_names=t.names[1], dynamic_axes=t.axes,
+                          do_constant_folding=True)
     if quantize:
         fp32 = path.with_suffix(".fp32.onnx")
         path.rename(fp32)

@@ -1,9 +1,11 @@
 """What an export traces: a student's scoring as one torch module with no Python branching on data.
 
 The module bakes in everything :meth:`DistilledModel.score_inputs` reads (the concept matrix, calibration, input
-scaling, the fused text baseline), so the ONNX graph scores exactly as the run does.  Text adds the frozen
-sentence transformer in front: tokenised sentences -> sentence vectors -> the student -> scores."""
+scaling, the fused text baseline), so the ONNX graph scores exactly as the run does.  Text scores from sentence
+vectors; the frozen sentence transformer (tokenised sentences -> sentence vectors) is a graph of its own."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -11,6 +13,17 @@ from torch import nn
 from ..errors import ArtefactError
 from ..eval.text_baseline import (LinkLikelihood, MeanTextBaseline, TextBaseline, mean_item_embedding,
                                   with_polarity)
+
+
+@dataclass
+class Traced:
+    """One ONNX file of an export: the module, an example input to trace it with, its input and output names
+    and their free axes."""
+    file: str
+    module: nn.Module
+    example: tuple[torch.Tensor, ...]
+    names: tuple[list[str], list[str]]
+    axes: dict[str, dict[int, str]]
 
 
 class Head(nn.Module):
@@ -83,27 +96,25 @@ class SentenceEncoder(nn.Module):
 
 
 class TextScorer(nn.Module):
-    """(input_ids, attention_mask) of the batch's unique sentences, notes as rows of sentence indices (-1
-    padding) and each sentence's polarity (+1 affirmed, -1 negated, 0 hypothetical or family) -> final scores
-    [n, K] and the sentence vectors (for evidence).  Polarity is read as the run's student reads it
-    (``TextEncoder._signed``): polarity-0 sentences are dropped, negated ones enter as their vector's negation."""
+    """The vectors of the batch's unique sentences (:class:`SentenceEncoder`), notes as rows of sentence indices
+    (-1 padding) and each sentence's polarity (+1 affirmed, -1 negated, 0 hypothetical or family) -> final
+    scores [n, K].  Polarity is read as the run's student reads it (``TextEncoder._signed``): polarity-0
+    sentences are dropped, negated ones enter as their vector's negation."""
 
-    def __init__(self, sentences: SentenceEncoder, encoder: nn.Module, head: Head, beta: float,
-                 baseline: nn.Module | None):
+    def __init__(self, encoder: nn.Module, head: Head, beta: float, baseline: nn.Module | None):
         super().__init__()
-        self.sentences, self.encoder, self.head = sentences, encoder, head
+        self.encoder, self.head = encoder, head
         self.beta = beta
         self.baseline = baseline
 
-    def forward(self, input_ids, attention_mask, notes, polarity):
-        table = self.sentences(input_ids, attention_mask)
+    def forward(self, table, notes, polarity):
         pol = polarity[notes.clamp_min(0)]
         read = torch.where((notes >= 0) & (pol != 0), notes, torch.full_like(notes, -1))
         z = self.encoder.head(self.encoder.pool.forward_table(table, read, negated=pol < 0))
         scores = self.head(z)
         if self.baseline is not None:
             scores = scores + self.beta * self.baseline(notes, table, polarity)
-        return scores, table
+        return scores
 
 
 class InputScorer(nn.Module):

@@ -19,6 +19,10 @@ from ..text.sentences import split_sentences
 from . import artefact
 
 
+CPU = ["CPUExecutionProvider"]
+SENTENCE_CHUNK = 32     # sentences per encoder call: sorted by length, each chunk padded to its own longest
+
+
 @dataclass
 class Ranked:
     concept_id: str
@@ -34,13 +38,15 @@ class ExportedModel:
 
         self.folder = Path(folder)
         self.manifest = artefact.read_manifest(self.folder, verify)
+        self.kind = self.manifest["student"]["kind"]
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(self.folder / artefact.MODEL), opts,
-                                                providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(self.folder / artefact.MODEL), opts, providers=CPU)
+            self.sentences = (ort.InferenceSession(str(self.folder / artefact.SENTENCES), opts, providers=CPU)
+                              if self.kind == "text" else None)
             concepts = json.loads((self.folder / artefact.CONCEPTS).read_text(encoding="utf-8"))
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types; one line for the user
             raise ArtefactError(f"cannot load the exported model: {' '.join(str(exc).split())[:200]}",
@@ -49,7 +55,6 @@ class ExportedModel:
         self.findings = concepts["findings"]
         self.candidates = [c["id"] for c in self.concepts]
         self.index = {c: i for i, c in enumerate(self.candidates)}
-        self.kind = self.manifest["student"]["kind"]
         self.inputs = self.manifest["input"]
         if self.kind == "text":
             self._load_text_parts()
@@ -60,8 +65,8 @@ class ExportedModel:
 
         tok = Tokenizer.from_file(str(self.folder / self.inputs["tokenizer"]))
         tok.enable_truncation(int(self.inputs["max_length"]))
-        pad = tok.token_to_id("[PAD]") if tok.token_to_id("[PAD]") is not None else 0
-        tok.enable_padding(pad_id=pad, pad_token=tok.id_to_token(pad))
+        tok.no_padding()                  # each chunk of sentences is padded to its own longest (sentence_vectors)
+        self.pad_id = tok.token_to_id("[PAD]") or 0
         self.tokenizer = tok
         self.finding_vectors = load_file(str(self.folder / artefact.FINDINGS))["vectors"]
 
@@ -99,12 +104,29 @@ class ExportedModel:
         if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
             raise DataError("empty text; expected at least one non-empty input")
         notes, sentences, per, polarity = self.text_inputs(texts)
-        enc = self.tokenizer.encode_batch(sentences)
-        ids = np.asarray([e.ids for e in enc], dtype=np.int64)
-        mask = np.asarray([e.attention_mask for e in enc], dtype=np.int64)
-        scores, vectors = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "notes": notes,
-                                                  "polarity": polarity.astype(np.float32)})
+        vectors = self.sentence_vectors(sentences)
+        scores = self.session.run(None, {"sentence_vectors": vectors, "notes": notes,
+                                         "polarity": polarity.astype(np.float32)})[0]
         return scores, vectors, notes, per, polarity
+
+    def sentence_vectors(self, sentences: Sequence[str]) -> np.ndarray:
+        """Unit vectors [n, d] of the sentences, encoded in chunks of similar length: padding every sentence of a
+        batch of notes to its longest one cost more per note than encoding each note alone."""
+        enc = self.tokenizer.encode_batch(list(sentences))
+        lengths = np.asarray([len(e.ids) for e in enc])
+        order = np.argsort(lengths, kind="stable")
+        parts = []
+        for start in range(0, len(order), SENTENCE_CHUNK):
+            rows = order[start:start + SENTENCE_CHUNK]
+            ids = np.full((len(rows), lengths[rows].max()), self.pad_id, dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for r, i in enumerate(rows):
+                ids[r, :lengths[i]] = enc[i].ids
+                mask[r, :lengths[i]] = 1
+            parts.append(self.sentences.run(None, {"input_ids": ids, "attention_mask": mask})[0])
+        vectors = np.empty((len(order), parts[0].shape[1]), dtype=np.float32)
+        vectors[order] = np.concatenate(parts)
+        return vectors
 
     def score_inputs(self, x: np.ndarray) -> np.ndarray:
         """Final scores [n, K] of raw inputs of the training shape (free axes: any length)."""
