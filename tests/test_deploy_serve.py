@@ -201,12 +201,14 @@ def test_metrics_count_inputs_batches_errors_and_drift(server, text_export):
     low = model.validation_range["p05"]
     below = int((model.predict(notes, 1)[1] < low).sum())
     before = {m: metric(server, m) for m in ("kgdistill_inputs_total", "kgdistill_batch_size_count",
-                                             "kgdistill_inputs_below_validation_total")}
+                                             "kgdistill_inputs_below_validation_total",
+                                             "kgdistill_model_batch_size_sum")}
     auth_before = metric(server, 'kgdistill_errors_total{kind="auth"}')
     assert server.post({"inputs": notes}).status_code == 200
     assert server.post({"inputs": notes}, token=None).status_code == 401
     assert metric(server, "kgdistill_inputs_total") == before["kgdistill_inputs_total"] + 3
     assert metric(server, "kgdistill_batch_size_count") == before["kgdistill_batch_size_count"] + 1
+    assert metric(server, "kgdistill_model_batch_size_sum") == before["kgdistill_model_batch_size_sum"] + 3
     assert metric(server, "kgdistill_inputs_below_validation_total") == \
         before["kgdistill_inputs_below_validation_total"] + below
     assert metric(server, 'kgdistill_errors_total{kind="auth"}') == auth_before + 1
@@ -214,6 +216,26 @@ def test_metrics_count_inputs_batches_errors_and_drift(server, text_export):
     assert f'kgdistill_model_info{{kind="text",method="kg_guided",version="{model.version}"}} 1.0' in text
     assert f"kgdistill_validation_best_score_p05 {low}" in text
     assert 'kgdistill_request_seconds_bucket{endpoint="/v1/predict",le="0.05"}' in text
+
+
+def test_concurrent_requests_each_get_their_own_ranking(server, tiny_run):
+    """Requests in flight together are scored in shared model calls (dynamic batching); each reply is the one
+    its note gets when sent alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from test_deploy_export import _test_inputs
+
+    notes = _test_inputs(tiny_run, "text")[:12]
+    alone = [server.post({"inputs": [n], "top_k": 3}).json()["results"] for n in notes]
+    scored = metric(server, "kgdistill_model_batch_size_sum")
+    with ThreadPoolExecutor(12) as pool:
+        together = list(pool.map(lambda n: server.post({"inputs": [n], "top_k": 3}), notes * 2))
+    assert all(r.status_code == 200 for r in together)
+    for reply, want in zip(together, alone * 2):
+        got = reply.json()["results"]
+        assert [[c["concept_id"] for c in r] for r in got] == [[c["concept_id"] for c in r] for r in want]
+        assert [c["score"] for c in got[0]] == pytest.approx([c["score"] for c in want[0]], abs=1e-5)
+    assert metric(server, "kgdistill_model_batch_size_sum") - scored == 24       # every input scored once
 
 
 def test_health_readiness_and_openapi(server):

@@ -40,8 +40,9 @@ def serve(path: Path = typer.Argument(..., help="An exported model folder, or a 
                                         "score it."),
           threads: Optional[int] = typer.Option(None, "--threads", min=1, help="ONNX Runtime threads per "
                                                 "worker (default: its own choice)."),
-          max_inflight: int = typer.Option(2, "--max-inflight", min=1, help="Inferences at once per worker; "
-                                           "others wait (within --timeout).")):
+          max_inflight: int = typer.Option(2, "--max-inflight", min=1, help="Model calls at once per worker; "
+                                           "requests that arrive meanwhile wait (within --timeout) and are scored "
+                                           "together, up to --max-batch inputs per call.")):
     """Serve a student over HTTP: predict, concept lookup, health, readiness, Prometheus metrics, OpenAPI."""
     from .artefact import is_export
     from .requests import Limits

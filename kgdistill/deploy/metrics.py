@@ -22,6 +22,9 @@ class ServeMetrics:
                                  ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
         self.batch = Histogram("kgdistill_batch_size", "Inputs per predict request", buckets=BATCH_BUCKETS,
                                registry=r)
+        self.model_batch = Histogram("kgdistill_model_batch_size", "Inputs per model call (requests that arrive "
+                                     "while the model is busy are scored together)", buckets=BATCH_BUCKETS,
+                                     registry=r)
         self.errors = Counter("kgdistill_errors", "Rejected or failed requests by kind", ["kind"], registry=r)
         Info("kgdistill_model", "The served model", registry=r).info({"version": version, "method": method,
                                                                        "kind": kind})

@@ -14,12 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int = 1 << 20        # 413 above
-    max_batch: int = 64                  # inputs per request (413 above)
+    max_batch: int = 64                  # inputs per request (413 above), and per model call (batching)
     max_input_length: int = 20_000       # characters of a note, numbers of a signal (413 above)
     timeout_s: float = 10.0              # receiving the body (408) and scoring it (504), each
     max_top_k: int = 100
-    max_inflight: int = 2                # inferences at once; the rest wait (bounds memory: ONNX Runtime's
-                                         # buffers grow with every inference running at the same time)
+    max_inflight: int = 2                # model calls at once; requests that arrive meanwhile wait and are
+                                         # scored together (bounds memory: ONNX Runtime's buffers grow with
+                                         # every call running at the same time)
 
 
 class Rejected(Exception):

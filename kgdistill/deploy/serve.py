@@ -12,17 +12,18 @@ import re
 import sys
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import DataError
 from .auth import authorised
+from .batching import Batcher
 from .metrics import ServeMetrics
 from .onnx_model import ExportedModel
 from .requests import Limits, PredictRequest, Rejected, check_request, parse_json
@@ -57,10 +58,11 @@ def create_app(model: ExportedModel, tokens: list[bytes], limits: Limits = Limit
         if not authorised(request.headers.get("authorization"), tokens):
             raise Rejected(401, "auth", "missing or invalid bearer token")
 
+    batcher = Batcher(model.predict, limits.max_batch, limits.max_inflight, metrics.model_batch.observe)
     _add_handlers(app, metrics)
-    _add_routes(app, model, metrics, limits, require_token)
+    _add_routes(app, model, metrics, limits, require_token, batcher)
     app.router.add_event_handler("startup", lambda: _warm_up(app, model))
-    app.router.add_event_handler("shutdown", lambda: _shutdown(app))
+    app.router.add_event_handler("shutdown", partial(_shutdown, app, batcher))
     return app
 
 
@@ -76,19 +78,17 @@ def _warm_up(app: FastAPI, model: ExportedModel) -> None:
     log.info("ready", extra={"fields": {"model": model.version}})
 
 
-def _shutdown(app: FastAPI) -> None:
+async def _shutdown(app: FastAPI, batcher: Batcher) -> None:
+    """After uvicorn has answered the requests in flight."""
     app.state.ready = False
+    await batcher.close()
     log.info("shutdown", extra={"fields": {}})
 
 
-def _add_routes(app: FastAPI, model: ExportedModel, metrics: ServeMetrics, limits: Limits, require_token) -> None:
+def _add_routes(app: FastAPI, model: ExportedModel, metrics: ServeMetrics, limits: Limits, require_token,
+                batcher: Batcher) -> None:
     schema = {"requestBody": {"required": True, "content": {"application/json": {
         "schema": PredictRequest.model_json_schema()}}}}
-    inflight = asyncio.Semaphore(limits.max_inflight)
-
-    async def score(inputs: Any, top_k: int):
-        async with inflight:
-            return await run_in_threadpool(model.predict, inputs, top_k)
 
     @app.post("/v1/predict", dependencies=[Depends(require_token)], openapi_extra=schema,
               summary="Ranked concepts with scores (text: and the graph evidence) for a batch of inputs")
@@ -97,7 +97,7 @@ def _add_routes(app: FastAPI, model: ExportedModel, metrics: ServeMetrics, limit
         req, inputs = check_request(payload, model.kind, limits)
         request.state.batch = len(req.inputs)
         try:
-            ranked, best = await asyncio.wait_for(score(inputs, req.top_k), limits.timeout_s)
+            ranked, best = await asyncio.wait_for(batcher.submit(inputs, req.top_k), limits.timeout_s)
         except asyncio.TimeoutError:
             raise Rejected(504, "timeout", f"scoring took longer than {limits.timeout_s:g} s") from None
         except DataError as exc:
