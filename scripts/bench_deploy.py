@@ -96,7 +96,7 @@ def bench_student(name: str, run: Path, work: Path, args) -> dict:
     lat = latencies(models, x, args.repeats)
     rows = {}
     for v, m in models.items():
-        rows[v] = {"size_mb": (m.folder / "model.onnx").stat().st_size / 1e6, **quality(m, x, labels),
+        rows[v] = {"size_mb": sum(f.stat().st_size for f in m.folder.glob("*.onnx")) / 1e6, **quality(m, x, labels),
                    "b1": summarise(lat[v]["b1"], 1), "b32": summarise(lat[v]["b32"], 32)}
     for v in rows:
         rows[v]["top1_change"] = rows[v]["top1"] - rows["fp32"]["top1"]
@@ -109,7 +109,7 @@ def bench_student(name: str, run: Path, work: Path, args) -> dict:
 
 
 def table(results: dict) -> str:
-    head = ("| student | variant | model.onnx MB | b1 p50 / p95 ms | b32 p50 / p95 ms | b32 inputs/s "
+    head = ("| student | variant | ONNX files MB | b1 p50 / p95 ms | b32 p50 / p95 ms | b32 inputs/s "
             "(x fp32; CPU-time x) | top-1 % (change) | top-10 % (change) |\n|---|---|---|---|---|---|---|---|")
     lines = [head]
     for s, r in results["students"].items():
