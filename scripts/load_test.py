@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Load test: a real `kgdistill serve` process driven by a real HTTP client (httpx, asyncio) at several
 concurrency levels; per level: requests, errors, throughput, latency p50/p95/p99 (client side, end to end),
-and the server's resident memory sampled across the whole run (start, end, max).
+and the server's resident memory sampled every 0.5 s (per level and across the whole run: start, end, max; a
+level's start is after its warm-up, so growth within a level is growth under a steady load).
 
     .venv/bin/python scripts/load_test.py EXPORT_DIR --inputs-from RUN [--requests 4000,3000,3000]
         [--concurrency 1,8,32] [--threads 1] [--workers 1] [--out runs/load-test/summary.json]
@@ -109,9 +110,11 @@ async def run_levels(url: str, token: str, bodies: list[bytes], plan: list[tuple
     for c, n in plan:
         await drive(url, token, bodies, min(50, n), c)          # warm-up, not counted
         s0, c0 = cpu_seconds(pid)
+        first = len(rss)
         levels.append(await drive(url, token, bodies, n, c))
         s1, c1 = cpu_seconds(pid)
-        levels[-1] |= {"server_rss_mb_after": rss[-1] if rss else None,
+        during = rss[first:] or rss[-1:]
+        levels[-1] |= {"server_rss_mb": {"start": during[0], "end": during[-1], "max": max(during)},
                        "server_cpu_ms_per_request": 1000 * (s1 - s0) / n,
                        "client_cpu_ms_per_request": 1000 * (c1 - c0) / n}
         print(json.dumps(levels[-1]), flush=True)
