@@ -3,17 +3,19 @@ in one model call, so many clients with one input each cost about what one clien
 
 No request waits for a batch to fill: a worker that is free takes the first waiting request at once, together
 with whatever else is waiting (up to ``max_batch`` inputs of one shape).  ``workers`` batches are scored at
-the same time (each in a thread; ONNX Runtime releases the GIL).  When a merged batch fails, its requests are
+the same time, each in one of ``workers`` threads of the batcher's own (ONNX Runtime releases the GIL): a
+shared pool would run them on ever other threads, and each new thread grows the process by its own allocator
+arena.  When a merged batch fails, its requests are
 scored again one by one, so an error reaches only the request that caused it."""
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from starlette.concurrency import run_in_threadpool
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Batcher:
         self._pending: deque[_Job] = deque()
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
+        self._threads = ThreadPoolExecutor(workers, thread_name_prefix="kgdistill-score")
 
     async def submit(self, inputs: Any, top_k: int) -> tuple[list, np.ndarray]:
         """Ranked concepts and best scores of ``inputs``, as ``predict(inputs, top_k)`` gives them."""
@@ -51,6 +54,7 @@ class Batcher:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        self._threads.shutdown(wait=True)
 
     async def _work(self) -> None:
         while True:
@@ -75,7 +79,8 @@ class Batcher:
         inputs = (sum((j.inputs for j in jobs), []) if isinstance(jobs[0].inputs, list)
                   else np.concatenate([j.inputs for j in jobs]))
         try:
-            ranked, best = await run_in_threadpool(self.predict, inputs, max(j.top_k for j in jobs))
+            ranked, best = await asyncio.get_running_loop().run_in_executor(
+                self._threads, self.predict, inputs, max(j.top_k for j in jobs))
         except Exception as exc:  # noqa: BLE001 - handed to the request it belongs to
             if len(jobs) == 1:
                 if not jobs[0].future.done():
