@@ -281,10 +281,14 @@ def test_bearing_task_configs():
         cfg = validate_config(tree)
         assert cfg.data.source == "bearings" and sorted(cfg.student.methods) == sorted(bq.BEARING_METHODS)
         assert cfg.student.methods["kg_guided"].fusion is False and cfg.teacher.encoder.name == "wdcnn"
-    cross = validate_config(bq.task_tree(bq.TASKS["bearings_cross_load"], ["data.bearings.source_load=3",
-                                                                              "data.bearings.target_load=0"]))
+    cross_task = bq.TASKS["bearings_cross_load"]
+    cross = validate_config(bq.task_tree(cross_task, ["data.bearings.source_load=3", "data.bearings.target_load=0"]))
     assert (cross.data.bearings.task, cross.data.bearings.labelled_per_class, cross.eval.adabn) == \
         ("cross_load", None, ["student_alone"])
+    assert not cross.teacher.adabn_unlabelled
+    adapted = validate_config(bq.task_tree(bq.TASKS["bearings_cross_load_teacher_adabn"], []))
+    assert adapted.teacher.adabn_unlabelled and list(adapted.student.methods) == ["student_alone", "kd", "kg_guided"]
+    assert bq.TASKS["bearings_cross_load_teacher_adabn"].sweep == cross_task.sweep and len(cross_task.sweep) == 12
     twin = validate_config(bq.all_labels_tree(bq.task_tree(bq.TASKS["bearings_one_load"], [])))
     assert twin.data.bearings.labelled_per_class is None
     assert sorted(twin.student.methods) == ["kg_guided", "student_alone"]
