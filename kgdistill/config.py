@@ -305,6 +305,9 @@ class OptimConfig(Strict):
 
 class StageConfig(OptimConfig):
     losses: list[LossSpec] = Field(min_length=1)
+    # the teacher's outputs that the students learn from, on the training samples without any label (a target
+    # domain's paired windows), come from the teacher with its batch norms re-estimated on those samples (AdaBN)
+    adabn_unlabelled: bool = False
     _buildable = field_validator("losses")(_buildable_losses)
 
 

@@ -95,6 +95,8 @@ def build_run_task(cfg: RunConfig, rd: RunDir, device, progress: bool, log, dist
         dist.barrier()
     if cfg.eval.adabn:
         adabn_pool(task)
+    if cfg.teacher.adabn_unlabelled:
+        adabn_pool(task, "teacher.adabn_unlabelled")
     rd.update(graph_source=str(task.kg.source))
     task.kg.save_csv(rd.path / "graph")
     log(f"[kgdistill] {len(task.ds)} samples, {task.num_candidates} candidates "

@@ -50,13 +50,13 @@ def evaluate(cfg: RunConfig, task: Task, model: DistilledModel, device: torch.de
     return methods, final
 
 
-def adabn_pool(task: Task) -> np.ndarray:
+def adabn_pool(task: Task, key: str = "eval.adabn") -> np.ndarray:
     """The samples AdaBN re-estimates batch norms on: training samples without any label (checked before
-    training, so a run that cannot score its ``eval.adabn`` rows stops at once)."""
+    training, so a run that cannot score its ``eval.adabn`` rows or adapt its teacher stops at once)."""
     pool = task.idx("train")
     pool = pool[task.y[pool] < 0]
     if not len(pool):
-        raise DataError("eval.adabn: the dataset has no training sample without a label; expected a target "
+        raise DataError(f"{key}: the dataset has no training sample without a label; expected a target "
                         "domain's unlabelled samples to re-estimate batch norms on", source=str(task.ds.root))
     return pool
 

@@ -199,6 +199,10 @@ BEARING_QUICK = ("teacher.epochs=6", "student.epochs=5", "teacher.patience=5", "
 # chosen on validation MRR (load 0, seed 0: 0.972 against 0.930 with concepts: gnn), no fusion (no text baseline)
 BEARING_KG = ("student.methods.kg_guided.fusion=false", "student.methods.kg_guided.concepts=gnn_residual")
 LOAD_PAIRS = tuple((s, t) for s in range(4) for t in range(4) if s != t)
+CROSS_SWEEP = tuple((f"load{s}to{t}", (f"data.bearings.source_load={s}", f"data.bearings.target_load={t}"))
+                    for s, t in LOAD_PAIRS)
+CROSS_OVERRIDES = (*BEARING_KG, "data.bearings.task=cross_load", "data.bearings.labelled_per_class=null",
+                   "eval.adabn=[student_alone]")
 TASKS.update({
     "bearings_one_load": BenchTask(
         "bearings", "CWRU bearings, one load at a time (0-3 hp): drive-end teacher, fan-end student with 5 labelled "
@@ -207,10 +211,16 @@ TASKS.update({
     "bearings_cross_load": BenchTask(
         "bearings", "CWRU bearings across loads: every source label (fan-end student too), the target load's paired "
         "windows unlabelled, tests at the target load", quick=BEARING_QUICK, methods=BEARING_METHODS,
-        overrides=(*BEARING_KG, "data.bearings.task=cross_load", "data.bearings.labelled_per_class=null",
-                   "eval.adabn=[student_alone]"),
-        sweep=tuple((f"load{s}to{t}", (f"data.bearings.source_load={s}", f"data.bearings.target_load={t}"))
-                    for s, t in LOAD_PAIRS), all_labels=False, bearings="cross_load"),
+        overrides=CROSS_OVERRIDES,
+        sweep=CROSS_SWEEP, all_labels=False, bearings="cross_load"),
+    # the page's first proposal for target 2 (not tuned: AdaBN has no setting): the teacher labels the target
+    # load's windows with its batch norms re-estimated on them; only the rows it changes and the AdaBN reference
+    "bearings_cross_load_teacher_adabn": BenchTask(
+        "bearings", "CWRU bearings across loads, the teacher's batch norms re-estimated on the target load's "
+        "unlabelled windows before it labels them (AdaBN on the teacher)", quick=BEARING_QUICK,
+        methods=("student_alone", "kd", "kg_guided"),
+        overrides=(*CROSS_OVERRIDES, "teacher.adabn_unlabelled=true"),
+        sweep=CROSS_SWEEP, all_labels=False, bearings="cross_load"),
     "bearings_unseen": BenchTask(
         "bearings", "CWRU bearings at 0 hp with three location-size combinations held out of all training "
         "(DE_IR_014, DE_B_021, DE_OR6_007): reached through the graph only", quick=BEARING_QUICK,
@@ -575,13 +585,16 @@ def bearing_targets(task: BenchTask, summary: dict, pooled: dict, by_run: dict |
                 f"{sub} {_pt(kg(sm))} vs {_pt(_mean(sm, ALL_LABELS, 'seen_top1'))} ({100 * gaps[sub]:+.1f})"
                 for sub, sm in by_run.items()) + " (required: gap <= 3.0 on every load)"
                     + (f"; not measured: {', '.join(unmeasured)}" if unmeasured else "")}
-    if task.bearings == "cross_load" and kg(summary) is not None and _mean(summary, ADABN, "seen_top1") is not None:
-        k, a = kg(summary), _mean(summary, ADABN, "seen_top1")
+    # each pair weighs the same however many of its seeds ran: the mean over the pairs of each pair's seed mean
+    pairs = {sub: (kg(sm), _mean(sm, ADABN, "seen_top1")) for sub, sm in (by_run or {}).items()}
+    pairs = {sub: ka for sub, ka in pairs.items() if None not in ka}
+    if task.bearings == "cross_load" and pairs:
+        k, a = (float(np.mean([ka[i] for ka in pairs.values()])) for i in (0, 1))
         out["2_cross_load_vs_adabn"] = {
-            "kg_guided": k, "adabn": a, "margin": k - a, "required": 0.03, "floor": 0.90,
+            "kg_guided": k, "adabn": a, "margin": k - a, "required": 0.03, "floor": 0.90, "pairs": sorted(pairs),
             "met": round(100 * (k - a), 1) >= 3.0 and round(100 * k, 1) >= 90.0,
-            "line": f"mean top-1 over the load pairs: kg_guided {_pt(k)} vs {ADABN} {_pt(a)} (margin "
-                    f"{100 * (k - a):+.1f}; required >= +3.0 and kg_guided >= 90.0)"}
+            "line": f"mean top-1 over the {len(pairs)} load pairs (each pair's seed mean): kg_guided {_pt(k)} vs "
+                    f"{ADABN} {_pt(a)} (margin {100 * (k - a):+.1f}; required >= +3.0 and kg_guided >= 90.0)"}
     if task.bearings == "unseen" and kg(summary) is not None and _mean(summary, NO_HOLDOUT, "seen_top1") is not None:
         u, sn = kg(summary, "unseen_top1") or 0.0, kg(summary)
         ref = _mean(summary, NO_HOLDOUT, "seen_top1")

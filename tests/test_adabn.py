@@ -53,3 +53,34 @@ def test_refusals():
         adapt_batch_norm(nn.Linear(2, 2), torch.zeros(3, 2))
     with pytest.raises(ValueError, match="at least one"):
         adapt_batch_norm(nn.BatchNorm1d(2), torch.zeros(0, 2))
+
+
+class _Fixed(nn.Module):
+    """Concept embeddings that do not depend on anything (stands in for the teacher's GNN)."""
+
+    def __init__(self, c: torch.Tensor):
+        super().__init__()
+        self.c = c
+
+    def forward(self) -> torch.Tensor:
+        return self.c
+
+
+def test_teacher_labels_the_unlabelled_samples_with_their_own_statistics():
+    from kgdistill.train.distill import teacher_targets
+    from kgdistill.train.trainer import StageData
+
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    enc.train()
+    enc(torch.randn(32, 3))                              # source statistics
+    x = torch.cat([torch.randn(6, 3), 5 + 3 * torch.randn(5, 3)])   # 6 source windows, 5 of another domain
+    labels = torch.tensor([0, 1, 0, 1, 0, 1, -1, -1, -1, -1, -1])
+    data = StageData(x=x, labels=labels, x_val=x[:2], y_val=labels[:2])
+    concepts = _Fixed(torch.randn(2, 2))
+    cand = torch.arange(2)
+    _, plain, _ = teacher_targets(enc, concepts, data, cand, 0.1)
+    _, adapted, logits = teacher_targets(enc, concepts, data, cand, 0.1, adabn_unlabelled=True)
+    assert torch.equal(adapted[:6], plain[:6])           # the labelled (source) samples: the teacher as trained
+    assert torch.allclose(adapted[6:], adapt_batch_norm(enc, x[6:]).eval()(x[6:]))   # the others: AdaBN on them
+    assert not torch.allclose(adapted[6:], plain[6:]) and logits.shape == (11, 2)

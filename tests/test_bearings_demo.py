@@ -135,3 +135,7 @@ def test_cross_load_run_has_adabn_rows(tmp_path, cli):
     assert "eval.adabn: the dataset has no training sample without a label" in one_load.stderr
     assert not (tmp_path / "one" / "metrics.json").exists()
     assert not (tmp_path / "one" / "logs" / "teacher.csv").exists()      # stopped before any training
+    teacher = cli("demo", "--task", "bearings", "--quick", "--quiet", "--out", str(tmp_path / "t"),
+                  "--set", "teacher.adabn_unlabelled=true")
+    assert teacher.returncode == 2 and not (tmp_path / "t" / "logs" / "teacher.csv").exists()
+    assert "teacher.adabn_unlabelled: the dataset has no training sample without a label" in teacher.stderr

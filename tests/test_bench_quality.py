@@ -257,6 +257,11 @@ def test_bearing_targets_by_hand():
                                          student_alone_adabn={"load0to1:0": 0.90, "load1to0:0": 0.88}))
     t2 = res["targets"]["2_cross_load_vs_adabn"]      # means 0.92 vs 0.89: +3.0 points and above 90%
     assert t2["met"] is True and t2["margin"] == pytest.approx(0.03)
+    uneven = bq.summarise(cross, [0, 1, 2], _rows(  # three seeds of one pair, one of the other: pairs weigh alike
+        kg_guided={"load0to1:0": 0.80, "load0to1:1": 0.80, "load0to1:2": 0.80, "load1to0:0": 1.0},
+        student_alone_adabn={"load0to1:0": 0.5, "load0to1:1": 0.5, "load0to1:2": 0.5, "load1to0:0": 0.5}))
+    t2 = uneven["targets"]["2_cross_load_vs_adabn"]
+    assert t2["kg_guided"] == pytest.approx(0.90) and t2["pairs"] == ["load0to1", "load1to0"] and t2["met"] is True
     res = bq.summarise(bq.TASKS["bearings_unseen"], [0], _rows(kg_guided={"0": 0.95}, kg_guided_no_holdout={"0": 0.98}))
     res["summary"]["kg_guided"]["unseen_top1"] = {"mean": 0.5, "std": 0.0, "n": 1}
     t3 = bq.check_targets(bq.TASKS["bearings_unseen"], res["summary"], res["mistake_severity_pooled"])
@@ -281,10 +286,14 @@ def test_bearing_task_configs():
         cfg = validate_config(tree)
         assert cfg.data.source == "bearings" and sorted(cfg.student.methods) == sorted(bq.BEARING_METHODS)
         assert cfg.student.methods["kg_guided"].fusion is False and cfg.teacher.encoder.name == "wdcnn"
-    cross = validate_config(bq.task_tree(bq.TASKS["bearings_cross_load"], ["data.bearings.source_load=3",
-                                                                              "data.bearings.target_load=0"]))
+    cross_task = bq.TASKS["bearings_cross_load"]
+    cross = validate_config(bq.task_tree(cross_task, ["data.bearings.source_load=3", "data.bearings.target_load=0"]))
     assert (cross.data.bearings.task, cross.data.bearings.labelled_per_class, cross.eval.adabn) == \
         ("cross_load", None, ["student_alone"])
+    assert not cross.teacher.adabn_unlabelled
+    adapted = validate_config(bq.task_tree(bq.TASKS["bearings_cross_load_teacher_adabn"], []))
+    assert adapted.teacher.adabn_unlabelled and list(adapted.student.methods) == ["student_alone", "kd", "kg_guided"]
+    assert bq.TASKS["bearings_cross_load_teacher_adabn"].sweep == cross_task.sweep and len(cross_task.sweep) == 12
     twin = validate_config(bq.all_labels_tree(bq.task_tree(bq.TASKS["bearings_one_load"], [])))
     assert twin.data.bearings.labelled_per_class is None
     assert sorted(twin.student.methods) == ["kg_guided", "student_alone"]

@@ -16,6 +16,7 @@ import torch
 
 from ..config import RunConfig
 from ..encoders import embed
+from ..encoders.adabn import adapt_batch_norm
 from ..gnn import GNNS
 from ..gnn.concepts import GraphConcepts, cosine_logits
 from ..gnn.features import principal_components
@@ -77,10 +78,16 @@ def teacher_data(task: Task, p: PassData, device: torch.device) -> StageData:
 
 @torch.no_grad()
 def teacher_targets(t_enc: torch.nn.Module, t_concepts: GraphConcepts, t_data: StageData, cand: torch.Tensor,
-                    temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The frozen concept embeddings [K, d], and the teacher's embeddings and logits of the training samples."""
+                    temperature: float, adabn_unlabelled: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The frozen concept embeddings [K, d], and the teacher's embeddings and logits of the training samples.
+    ``adabn_unlabelled``: the samples without a label (another domain's) are embedded by the teacher with its
+    batch norms re-estimated on them, the labelled ones by the teacher as trained (one statistic per domain)."""
     concepts = t_concepts.eval()().float().detach()
     z_t = embed(t_enc, t_data.x)
+    free = t_data.labels < 0
+    if adabn_unlabelled and bool(free.any()):
+        z_t[free] = embed(adapt_batch_norm(t_enc, t_data.x[free]), t_data.x[free])
     return concepts, z_t, cosine_logits(z_t, concepts[cand], temperature)
 
 
@@ -127,7 +134,8 @@ def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.de
     t_enc, t_concepts = build_teacher(cfg, task)
     t_data = teacher_data(task, p, device)
     results = {"teacher": run("teacher", t_enc, t_concepts, cfg.teacher.losses, t_data, cfg.teacher, seed)}
-    concepts, z_t, logits_t = teacher_targets(t_enc, t_concepts, t_data, p.cand, cfg.space.temperature)
+    concepts, z_t, logits_t = teacher_targets(t_enc, t_concepts, t_data, p.cand, cfg.space.temperature,
+                                              cfg.teacher.adabn_unlabelled)
     model = DistilledModel(cfg, task.candidates, torch.as_tensor(task.seen), concepts, {}, task_roles(task),
                            teacher=t_enc, teacher_gnn=t_concepts.gnn, text_baseline=task.text_baseline,
                            input_scaling=input_tables(task.student))
