@@ -233,3 +233,17 @@ def test_mean_item_embedding_by_hand():
     out = mean_item_embedding(x, table)
     h = 1 / math.sqrt(2)
     assert out.tolist() == [pytest.approx([h, h]), pytest.approx([0.6, 0.8]), [0.0, 0.0]]
+
+
+def test_likelihood_note_is_the_mean_of_its_sentences():
+    """Each distinct sentence is scored once: a sentence repeated within a note or shared between notes counts
+    at every place it stands, and a note scores the mean of its sentences' own scores."""
+    kg, cand, name_emb = likelihood_graph()
+    lk = LinkLikelihood.from_graph(kg, cand, name_emb)
+    table = torch.randn(6, 5, generator=torch.Generator().manual_seed(1))
+    x = torch.tensor([[3, 3, 1, -1], [1, 5, -1, -1], [-1, -1, -1, -1]])
+    one = lk.scores(torch.arange(6).unsqueeze(1), table)         # each sentence alone
+    s = lk.scores(x, table)
+    assert torch.allclose(s[0], (2 * one[3] + one[1]) / 3, atol=1e-6)
+    assert torch.allclose(s[1], (one[1] + one[5]) / 2, atol=1e-6)
+    assert torch.equal(s[2], torch.zeros(2))                     # no sentence: no evidence

@@ -96,19 +96,30 @@ class SetPooling(nn.Module):
         """Items given as rows of a table (concepts, sentences): the first linear layer runs on whichever is
         smaller, the table or the gathered batch, so cost follows the batch, not the padding.  ``negated`` (bool per
         item): such an item enters as the negation of its row, ``W(-x) + b = 2b - (Wx + b)`` (an absent finding);
-        the others are computed exactly as without it."""
+        the others are computed exactly as without it.  Training on the CPU runs the item layers on the real items
+        only (:meth:`_packed_rest`): notes fill about a quarter of their padded slots."""
         mask = idx >= 0
-        safe = idx.clamp_min(0)
-        first, rest = self.item[0], self.item[1:]
-        if idx.numel() > table.shape[0]:
-            h = first(table)[safe]
-        else:
-            h = first(table[safe])
+        packed = self.training and idx.device.type == "cpu"
+        pick = (lambda t: t[mask]) if packed else (lambda t: t)
+        first = self.item[0]
+        rows = pick(idx.clamp_min(0))
+        h = first(table)[rows] if idx.numel() > table.shape[0] else first(table[rows])
         if negated is not None:
-            h = torch.where(negated.unsqueeze(-1), 2 * first.bias - h, h)
+            h = torch.where(pick(negated).unsqueeze(-1), 2 * first.bias - h, h)
         if extra is not None:
-            h = h + extra
-        return self._pool(rest(h), mask)
+            h = h + pick(extra)
+        return self._pool(self._packed_rest(h, mask) if packed else self.item[1:](h), mask)
+
+    def _packed_rest(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The item layers after the first on the real items ``h`` [R, hidden], scattered into the padded
+        [B, n, hidden] (zero at padding, which pooling ignores).  Dropout is applied to a padded tensor of ones,
+        so it draws the very mask it would draw over the padded batch: training follows the same random stream
+        and gives the same figures as computing every slot."""
+        act, drop, last = self.item[1:]
+        noise = drop(torch.ones(*mask.shape, h.shape[-1], dtype=h.dtype, device=h.device))
+        out = h.new_zeros(*mask.shape, last.out_features)
+        out[mask] = last(act(h) * noise[mask])
+        return out
 
     def _pool(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         m = mask.unsqueeze(-1).to(h.dtype)

@@ -290,11 +290,16 @@ class LinkLikelihood(TextBaseline):
 
     def _per_sentence(self, links: torch.Tensor, emb: torch.Tensor, table: torch.Tensor, xb: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, n, K] ``links @ P(term | sentence)`` of each sentence, and the mask of real sentences."""
+        """[B, n, K] ``links @ P(term | sentence)`` of each sentence (0 at padding), and the mask of real sentences.
+        Each distinct sentence is computed once and padding not at all (notes fill a quarter of their 32 slots);
+        the sparse product reads a contiguous right-hand side (a transposed view makes it ~10x slower)."""
         mask = xb >= 0
-        names = torch.softmax(table[xb.clamp_min(0)] @ emb.T / self.temperature, dim=-1)   # [B, n, T]
-        b, n, t = names.shape
-        return torch.sparse.mm(links, names.reshape(b * n, t).T).T.reshape(b, n, -1), mask
+        uniq, inverse = torch.unique(xb[mask], return_inverse=True)
+        names = torch.softmax(table[uniq] @ emb.T / self.temperature, dim=-1)             # [U, T]
+        per = torch.sparse.mm(links, names.T.contiguous()).T                                # [U, K]
+        out = per.new_zeros(*xb.shape, per.shape[1])
+        out[mask] = per[inverse]
+        return out, mask
 
 
 def build_text_baseline(name: str, kg: KnowledgeGraph, candidate_nodes: np.ndarray, name_emb: torch.Tensor,
