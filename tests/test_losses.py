@@ -161,6 +161,15 @@ def test_anchor_hand_values():
     close(LOSSES.build("anchor", pseudo_labels=False)(b), 1 - 1 / SQ2)
 
 
+def test_anchor_keeps_a_pseudo_label_exactly_at_min_confidence():
+    """The threshold is inclusive: a teacher at exactly min_confidence (logits (0, 0): p = 1/2 exactly) still
+    anchors its sample, with weight 1/2.  Sample 0 labelled 0 at z = (1, 1): 1 - 1/sqrt2; sample 1 unlabelled,
+    argmax concept 0 (the first of a tie), z = (0, 1): 1 - 0."""
+    b = batch([[1, 1], [0, 1]], labels=[0, -1], logits_teacher=[[5, 0], [0, 0]], concept_emb=[[1, 0], [0, 1]])
+    close(LOSSES.build("anchor", min_confidence=0.5)(b), ((1 - 1 / SQ2) + 0.5 * 1) / 1.5)
+    close(LOSSES.build("anchor", min_confidence=0.5 + 1e-6)(b), 1 - 1 / SQ2)
+
+
 def _graph_batch(**drop) -> DistillBatch:
     # assignments: labels 0, 1, then teacher argmax 0 for the unlabelled sample -> (0, 1, 0).
     b = batch(
