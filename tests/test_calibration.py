@@ -193,6 +193,9 @@ def test_a_group_without_patients_counts_as_zero_and_nothing_moves():
     # gamma helps (0.2 exposes h1) and no baseline is given: the fusion weights offered are not used
     cal = choose_calibration(EVEN, EVEN_Y, TRAINED, HELD, None, [0.0, 0.2], [0.0, 1.0])
     assert (cal.gamma, cal.beta) == (0.2, 0.0)
+    # even when the only fusion weight offered is 1: without a baseline beta is 0, whatever the grid
+    cal = choose_calibration(EVEN, EVEN_Y, TRAINED, HELD, None, [0.0, 0.2], [1.0])
+    assert (cal.gamma, cal.beta) == (0.2, 0.0)
 
 
 def test_a_losing_trade_is_refused_even_when_its_harmonic_mean_is_higher():

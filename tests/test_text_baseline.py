@@ -56,7 +56,7 @@ def test_links_from_a_graph_and_back_through_tensors():
     cand = np.array([kg.index["D1"], kg.index["D2"]])
     ln = ConceptLinks.from_graph(kg, cand, name_emb)
     assert ln.concept.tolist() == [0, 0, 1]                     # D2 links to nothing: its own name
-    assert ln.weight.tolist() == [0.5, 1.0, 1.0]
+    assert ln.weight.tolist() == [0.5, 1.0, 1.0] and (ln.num_concepts, ln.dim) == (2, 4)
     back = ConceptLinks.from_tensors(ln.tensors())
     x, table = torch.tensor([[0, 1]]), torch.randn(2, 4)
     assert torch.equal(back.set_match(x, table), ln.set_match(x, table))
@@ -201,7 +201,8 @@ def test_the_model_reads_each_saved_baseline_and_refuses_a_damaged_one(tmp_path)
     for damaged in ({k: v for k, v in saved.items() if k != "text_baseline.floor"},          # a tensor missing
                     saved | {"text_baseline.temperature": torch.tensor(0.0)},                # a setting out of range
                     saved | {"text_baseline.links_value": -saved["text_baseline.links_value"]},  # not probabilities
-                    saved | {"text_baseline.links_index": saved["text_baseline.links_index"] * 7}):  # beyond the terms
+                    saved | {"text_baseline.links_index": saved["text_baseline.links_index"] * 7},  # beyond the terms
+                    saved | {"text_baseline.floor": torch.tensor(0.0)}):
         with pytest.raises(RunDirError, match="saved likelihood text baseline has missing or invalid tensors"):
             read("likelihood", damaged)
     with pytest.raises(RunDirError, match="text baseline scores 2 concepts, the run has 3 candidates"):
@@ -320,3 +321,45 @@ def test_nearest_centroid_of_scalar_samples():
 
     s = centroid_scores(torch.tensor([0.0, 2.0, 4.0]), torch.tensor([0, 0, 1]), torch.tensor([1.0, 3.0]), 3)
     assert s.tolist() == [[0.0, -3.0, -4.0], [-2.0, -1.0, -4.0]]
+
+
+def test_likelihood_vocabulary_and_parents_on_a_wider_graph():
+    """P4 is linked by no candidate but is a term a sentence may name: it stays in the vocabulary (last column).
+    P1 has two parents (P3 and P4, is_a): parent_share 0.2 of its 0.5 is split between them; P2 -> P3 by a link
+    that is not is_a / broader gives P2 no parent.  D1: P1 0.4, P2 1, P3 0.05, P4 0.05 over 1.5."""
+    b = GraphBuilder("g")
+    for n in ("D1", "D2", "P1", "P2", "P3", "P4"):
+        b.add_node(n, n)
+    b.add_edge("D1", "P1", "has_phenotype", weight=0.5)
+    b.add_edge("D1", "P2", "has_phenotype", weight=1.0)
+    b.add_edge("D2", "P3", "has_phenotype", weight=1.0)
+    b.add_edge("P1", "P3", "is_a")
+    b.add_edge("P1", "P4", "is_a")
+    b.add_edge("P2", "P3", "associated_with")
+    kg = b.build()
+    cand = np.array([kg.index["D1"], kg.index["D2"]])
+    lk = LinkLikelihood.from_graph(kg, cand, torch.eye(6), parent_share=0.2)
+    assert torch.allclose(lk.links.to_dense(), torch.tensor([[0.4 / 1.5, 1 / 1.5, 0.05 / 1.5, 0.05 / 1.5],
+                                                             [0.0, 0.0, 1.0, 0.0]]))
+    assert lk.emb.tolist() == torch.eye(6)[2:].tolist()
+    table, x = torch.eye(6)[[5, 3]], torch.tensor([[0, 1], [0, -1]])      # sentences naming P4 and P2
+    back = LinkLikelihood.from_tensors(lk.tensors())
+    assert torch.equal(back.links.to_dense(), lk.links.to_dense()) and torch.equal(back.scores(x, table),
+                                                                                   lk.scores(x, table))
+    # parent_share 1 leaves P1 itself a link of probability 0: a valid saved baseline
+    every = LinkLikelihood.from_graph(kg, cand, torch.eye(6), parent_share=1)
+    assert torch.equal(LinkLikelihood.from_tensors(every.tensors()).links.to_dense(), every.links.to_dense())
+    with pytest.raises(ValueError, match=r"^negative link probabilities$"):
+        LinkLikelihood.from_tensors(every.tensors() | {"links_value": every.links.values() - 0.5})
+
+
+@pytest.mark.parametrize("name", ["likelihood", "set_match"])
+def test_only_the_direction_of_a_name_embedding_counts(name):
+    """likelihood and set_match compare unit vectors: name embeddings rescaled row by row (lengths 1 to 5, not
+    orthogonal) score notes exactly as the originals.  (``mean`` weighs the raw vectors, so length counts there.)"""
+    kg, cand, _ = likelihood_graph()
+    names = torch.eye(5) + 0.3
+    longer = names * torch.arange(1.0, 6.0).unsqueeze(1)
+    table, x = torch.randn(4, 5, generator=torch.Generator().manual_seed(1)), torch.tensor([[0, 1, 2], [3, -1, -1]])
+    one, other = (build_text_baseline(name, kg, cand, e) for e in (names, longer))
+    assert torch.allclose(one.scores(x, table), other.scores(x, table), atol=1e-5)
