@@ -294,6 +294,8 @@ def test_bad_params_name_the_term(name, params):
     ("graph_soft_labels", {"smoothing": 1.0}, "loss 'graph_soft_labels': smoothing must be in [0.0, 1.0), got 1.0"),
     ("graph_soft_labels", {"beta": -1.0}, "loss 'graph_soft_labels': beta must be in [0.0, inf], got -1.0"),
     ("feature", {"metric": "l1"}, "loss 'feature': metric must be one of mse, cosine, got 'l1'"),
+    ("ce", {"label_smoothing": 1.0}, "loss 'ce': label_smoothing must be in [0.0, 1.0), got 1.0"),
+    ("graph_relational", {"alpha": 1.5}, "loss 'graph_relational': alpha must be in [0.0, 1.0], got 1.5"),
 ])
 def test_bad_params_say_which_setting_and_what_it_must_be(name, params, message):
     """The whole message: the term, the setting's name, the interval (open or closed ends) and the value."""
@@ -366,6 +368,20 @@ def test_unknown_loss_lists_known_names():
 def test_weighted_bad_specs(specs, match):
     with pytest.raises(ConfigError, match=match):
         WeightedLoss(specs)
+
+
+def test_weighted_messages_and_specs_as_mappings():
+    """No term at all names every registered one, comma-separated; a bad weight names its term and the setting.
+    from_specs takes plain mappings as they are (and config parts, elsewhere)."""
+    with pytest.raises(ConfigError) as exc:
+        WeightedLoss([])
+    assert str(exc.value) == "no loss terms given; expected some of: " + ", ".join(sorted(ALL_TERMS))
+    with pytest.raises(ConfigError) as exc:
+        WeightedLoss([{"name": "kd", "weight": -1.0}])
+    assert str(exc.value) == "loss 'kd': weight must be in [0.0, inf], got -1.0"
+    b = random_batch()
+    total, parts = WeightedLoss.from_specs([{"name": "ce", "weight": 2.0}])(b)
+    torch.testing.assert_close(total, 2.0 * LOSSES.build("ce")(b))
 
 
 def test_missing_field_names_term_and_field():
