@@ -296,6 +296,7 @@ def test_bad_params_name_the_term(name, params):
     ("feature", {"metric": "l1"}, "loss 'feature': metric must be one of mse, cosine, got 'l1'"),
     ("ce", {"label_smoothing": 1.0}, "loss 'ce': label_smoothing must be in [0.0, 1.0), got 1.0"),
     ("graph_relational", {"alpha": 1.5}, "loss 'graph_relational': alpha must be in [0.0, 1.0], got 1.5"),
+    ("anchor", {"min_confidence": 2}, "loss 'anchor': min_confidence must be in [0.0, 1.0], got 2"),
 ])
 def test_bad_params_say_which_setting_and_what_it_must_be(name, params, message):
     """The whole message: the term, the setting's name, the interval (open or closed ends) and the value."""

@@ -342,6 +342,11 @@ def test_likelihood_vocabulary_and_parents_on_a_wider_graph():
     assert torch.allclose(lk.links.to_dense(), torch.tensor([[0.4 / 1.5, 1 / 1.5, 0.05 / 1.5, 0.05 / 1.5],
                                                              [0.0, 0.0, 1.0, 0.0]]))
     assert lk.emb.tolist() == torch.eye(6)[2:].tolist()
+    # with no share for parents P4 is named by no link: still a column (the last, all zero), not cut off
+    assert LinkLikelihood.from_graph(kg, cand, torch.eye(6), parent_share=0).links.shape == (2, 4)
+    with pytest.raises(ConfigError) as exc:
+        LinkLikelihood.from_graph(kg, cand, torch.eye(6), floor=float("nan"))
+    assert str(exc.value) == "floor: nan; expected a finite number"
     table, x = torch.eye(6)[[5, 3]], torch.tensor([[0, 1], [0, -1]])      # sentences naming P4 and P2
     back = LinkLikelihood.from_tensors(lk.tensors())
     assert torch.equal(back.links.to_dense(), lk.links.to_dense()) and torch.equal(back.scores(x, table),
