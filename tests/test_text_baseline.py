@@ -324,11 +324,12 @@ def test_nearest_centroid_of_scalar_samples():
 
 
 def test_likelihood_vocabulary_and_parents_on_a_wider_graph():
-    """P4 is linked by no candidate but is a term a sentence may name: it stays in the vocabulary (last column).
+    """P4 is linked by no candidate but is a term a sentence may name: it stays in the vocabulary, and so does P5,
+    linked by nothing at all (the last column, all zero).
     P1 has two parents (P3 and P4, is_a): parent_share 0.2 of its 0.5 is split between them; P2 -> P3 by a link
     that is not is_a / broader gives P2 no parent.  D1: P1 0.4, P2 1, P3 0.05, P4 0.05 over 1.5."""
     b = GraphBuilder("g")
-    for n in ("D1", "D2", "P1", "P2", "P3", "P4"):
+    for n in ("D1", "D2", "P1", "P2", "P3", "P4", "P5"):
         b.add_node(n, n)
     b.add_edge("D1", "P1", "has_phenotype", weight=0.5)
     b.add_edge("D1", "P2", "has_phenotype", weight=1.0)
@@ -338,21 +339,20 @@ def test_likelihood_vocabulary_and_parents_on_a_wider_graph():
     b.add_edge("P2", "P3", "associated_with")
     kg = b.build()
     cand = np.array([kg.index["D1"], kg.index["D2"]])
-    lk = LinkLikelihood.from_graph(kg, cand, torch.eye(6), parent_share=0.2)
-    assert torch.allclose(lk.links.to_dense(), torch.tensor([[0.4 / 1.5, 1 / 1.5, 0.05 / 1.5, 0.05 / 1.5],
-                                                             [0.0, 0.0, 1.0, 0.0]]))
-    assert lk.emb.tolist() == torch.eye(6)[2:].tolist()
-    # with no share for parents P4 is named by no link: still a column (the last, all zero), not cut off
-    assert LinkLikelihood.from_graph(kg, cand, torch.eye(6), parent_share=0).links.shape == (2, 4)
+    lk = LinkLikelihood.from_graph(kg, cand, torch.eye(7), parent_share=0.2)
+    assert torch.allclose(lk.links.to_dense(), torch.tensor([[0.4 / 1.5, 1 / 1.5, 0.05 / 1.5, 0.05 / 1.5, 0.0],
+                                                             [0.0, 0.0, 1.0, 0.0, 0.0]]))
+    assert lk.emb.tolist() == torch.eye(7)[2:].tolist()
+    assert LinkLikelihood.from_graph(kg, cand, torch.eye(7), parent_share=0).links.shape == (2, 5)
     with pytest.raises(ConfigError) as exc:
-        LinkLikelihood.from_graph(kg, cand, torch.eye(6), floor=float("nan"))
+        LinkLikelihood.from_graph(kg, cand, torch.eye(7), floor=float("nan"))
     assert str(exc.value) == "floor: nan; expected a finite number"
-    table, x = torch.eye(6)[[5, 3]], torch.tensor([[0, 1], [0, -1]])      # sentences naming P4 and P2
+    table, x = torch.eye(7)[[5, 3]], torch.tensor([[0, 1], [0, -1]])      # sentences naming P4 and P2
     back = LinkLikelihood.from_tensors(lk.tensors())
     assert torch.equal(back.links.to_dense(), lk.links.to_dense()) and torch.equal(back.scores(x, table),
                                                                                    lk.scores(x, table))
     # parent_share 1 leaves P1 itself a link of probability 0: a valid saved baseline
-    every = LinkLikelihood.from_graph(kg, cand, torch.eye(6), parent_share=1)
+    every = LinkLikelihood.from_graph(kg, cand, torch.eye(7), parent_share=1)
     assert torch.equal(LinkLikelihood.from_tensors(every.tensors()).links.to_dense(), every.links.to_dense())
     with pytest.raises(ValueError, match=r"^negative link probabilities$"):
         LinkLikelihood.from_tensors(every.tensors() | {"links_value": every.links.values() - 0.5})
