@@ -5,7 +5,8 @@
 
 Score = killed / (killed + survived + no tests + timeout-less suspicious): a mutant that no selected test
 runs ("no tests") counts as a survivor, and one that was never run ("not checked") is reported apart, not
-counted either way.  A timeout counts as killed (the mutant made a test hang, which the suite would see).
+counted either way.  The raw score below the table divides by every mutant (a "not checked" one counts as
+not killed): the figure issue 22 asks for.  A timeout counts as killed (the mutant made a test hang, which the suite would see).
 ``--diff`` prints each survivor's change (mutmut show), for docs/reliability.md's list of equivalent ones.
 """
 from __future__ import annotations
@@ -45,6 +46,10 @@ def summary(res: dict[str, str], seconds: int | None) -> tuple[str, list[str]]:
         total.update(c)
         lines.append(_row(f"`{f}`", c))
     lines.append(_row("**all**", total))
+    killed = sum(total[s] for s in KILLED)
+    lines.append(f"\nraw score (killed / every mutant, not checked ones counted as not killed): {killed} / "
+                 f"{sum(total.values())} = {100 * killed / max(1, sum(total.values())):.1f}%; timeouts among the "
+                 f"killed: {total['timeout']}")
     if seconds is not None:
         lines.append(f"\nwall time: {seconds} s")
     survivors = sorted(n for n, s in res.items() if s in SURVIVED)

@@ -193,3 +193,39 @@ def test_a_group_without_patients_counts_as_zero_and_nothing_moves():
     # gamma helps (0.2 exposes h1) and no baseline is given: the fusion weights offered are not used
     cal = choose_calibration(EVEN, EVEN_Y, TRAINED, HELD, None, [0.0, 0.2], [0.0, 1.0])
     assert (cal.gamma, cal.beta) == (0.2, 0.0)
+    # even when the only fusion weight offered is 1: without a baseline beta is 0, whatever the grid
+    cal = choose_calibration(EVEN, EVEN_Y, TRAINED, HELD, None, [0.0, 0.2], [1.0])
+    assert (cal.gamma, cal.beta) == (0.2, 0.0)
+
+
+def test_a_losing_trade_is_refused_even_when_its_harmonic_mean_is_higher():
+    """The rule compares the sums of the two top-1 figures, not their difference.  Five trained patients (truth
+    0.9; two have held-out concept 4 at 0.75, so gamma 0.2 loses them) and four held-out ones (h1 right at any
+    gamma, h2 truth 0.7 under concept 0's 0.8, right once gamma > 0.1, h3-h4 out of reach).
+    gamma 0: seen 1, held-out 1/4 (sum 1.25, H 0.4).  gamma 0.2: seen 3/5, held-out 2/4 (sum 1.1, H 6/11 ~ 0.545):
+    a higher H bought with more seen accuracy (0.4) than it gains held out (0.25), so gamma stays 0."""
+    trained = [[0.9, 0.0, 0.0, 0.0, 0.75, 0.0], [0.9, 0.0, 0.0, 0.0, 0.75, 0.0], [0.0, 0.0, 0.9, 0.0, 0.0, 0.0],
+               [0.0, 0.0, 0.0, 0.9, 0.0, 0.0], [0.0, 0.9, 0.0, 0.0, 0.0, 0.0]]
+    held = [[0.0, 0.0, 0.0, 0.0, 0.9, 0.0], [0.8, 0.0, 0.0, 0.0, 0.0, 0.7],
+            [0.8, 0.0, 0.0, 0.0, 0.0, 0.0], [0.8, 0.0, 0.0, 0.0, 0.0, 0.0]]
+    scores, y = _scores(trained + held), torch.tensor([0, 0, 2, 3, 1, 4, 5, 4, 5])
+    cal = choose_calibration(scores, y, TRAINED, HELD, None, [0.0, 0.2], [0.0])
+    assert (cal.gamma, cal.val_seen_top1, cal.val_heldout_top1) == (0.0, 1.0, 0.25)
+    # the refused setting, worked out above: what a rule on the difference (1.1 >= 1 - 1/4) would have taken
+    hit = (scores - 0.2 * TRAINED.float()).argmax(1) == y
+    assert hit.tolist() == [False, False, True, True, True, True, True, False, False]
+
+
+def test_an_exact_tie_keeps_the_first_setting_of_the_grid():
+    """Tie rule: settings equal on harmonic mean, seen top-1 and gamma + beta keep the first one searched (betas
+    outer, gammas inner).  A baseline of -1 on trained concepts makes beta act as gamma does, so only gamma + beta
+    matters: the held-out patient (truth 0.3 under concept 0's 1.0) is right once it passes 0.7, and the trained
+    one (truth 2.0) stays right.  gamma + beta 0.5: wrong; 0.75 twice: (gamma 0.5, beta 0.25) first, then
+    (0.25, 0.5); 1.0: right but a larger offset."""
+    scores = _scores([[2.0, 0.0, 0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 0.3, 0.0]])
+    y = torch.tensor([0, 4])
+    base = -TRAINED.float().expand(2, 6)
+    cal = choose_calibration(scores, y, TRAINED, HELD, base, [0.25, 0.5], [0.25, 0.5])
+    assert (cal.gamma, cal.beta, cal.val_seen_top1, cal.val_heldout_top1) == (0.5, 0.25, 1.0, 1.0)
+    cal = choose_calibration(scores, y, TRAINED, HELD, base, [0.5, 0.25], [0.5, 0.25])
+    assert (cal.gamma, cal.beta) == (0.25, 0.5)

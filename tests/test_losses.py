@@ -130,6 +130,19 @@ def test_sp_hand_value():
     b = batch([[1, 0], [1, 1]], z_teacher=[[1, 0], [0, 1]])
     sq = (1 / SQ2 - 1) ** 2 + (1 / SQ2) ** 2 + (1 / SQ5) ** 2 + (2 / SQ5 - 1) ** 2
     close(LOSSES.build("sp")(b), sq / 4)
+    # the same samples in 3 dimensions: the Gram matrices and B^2 = 4 (the batch, not the width) are unchanged
+    b3 = batch([[1, 0, 0], [1, 1, 0]], z_teacher=[[1, 0, 0], [0, 1, 0]])
+    close(LOSSES.build("sp")(b3), sq / 4)
+
+
+@pytest.mark.parametrize("name", ["rkd_distance", "rkd_angle"])
+def test_rkd_ignores_where_the_points_are(name):
+    """Relational terms read distances and angles only: moving every student (or teacher) point by the same
+    offset leaves the value as it was (the hand-value batches above all hold the origin, which hides a sum of
+    points taken for their difference)."""
+    b = batch([[0, 0], [2, 0], [0, 1]], z_teacher=[[0, 0], [1, 0], [0, 1]])
+    moved = batch([[3, -1], [5, -1], [3, 0]], z_teacher=[[1, 2], [2, 2], [1, 3]])
+    close(LOSSES.build(name)(moved), LOSSES.build(name)(b).item())
 
 
 def test_contrastive_hand_value():
@@ -159,6 +172,18 @@ def test_anchor_hand_values():
     # min_confidence 0.78 drops sample 1 (p=0.75) and keeps sample 2 (p=0.8).
     close(LOSSES.build("anchor", min_confidence=0.78)(b), (1 - 1 / SQ2) / 1.8)
     close(LOSSES.build("anchor", pseudo_labels=False)(b), 1 - 1 / SQ2)
+
+
+def test_anchor_keeps_a_pseudo_label_exactly_at_min_confidence():
+    """The threshold is inclusive: a teacher at exactly min_confidence (logits (0, 0): p = 1/2 exactly) still
+    anchors its sample, with weight 1/2.  Sample 0 labelled 0 at z = (1, 1): 1 - 1/sqrt2; sample 1 unlabelled,
+    argmax concept 0 (the first of a tie), z = (0, 1): 1 - 0."""
+    b = batch([[1, 1], [0, 1]], labels=[0, -1], logits_teacher=[[5, 0], [0, 0]], concept_emb=[[1, 0], [0, 1]])
+    close(LOSSES.build("anchor", min_confidence=0.5)(b), ((1 - 1 / SQ2) + 0.5 * 1) / 1.5)
+    close(LOSSES.build("anchor", min_confidence=0.5 + 1e-6)(b), 1 - 1 / SQ2)
+    # pseudo labels only, total weight 1/2: still a weighted mean (1 - 0), not the sum over a total of 1
+    alone = batch([[0, 1]], labels=[-1], logits_teacher=[[0, 0]], concept_emb=[[1, 0], [0, 1]])
+    close(LOSSES.build("anchor", min_confidence=0.5)(alone), 1.0)
 
 
 def _graph_batch(**drop) -> DistillBatch:
@@ -263,6 +288,23 @@ def test_bad_params_name_the_term(name, params):
         LOSSES.build(name, **params)
 
 
+@pytest.mark.parametrize("name, params, message", [
+    ("contrastive", {"temperature": 0.0}, "loss 'contrastive': temperature must be in (0.0, inf], got 0.0"),
+    ("kd", {"temperature": "4"}, "loss 'kd': temperature must be a number in (0.0, inf], got '4'"),
+    ("graph_soft_labels", {"smoothing": 1.0}, "loss 'graph_soft_labels': smoothing must be in [0.0, 1.0), got 1.0"),
+    ("graph_soft_labels", {"beta": -1.0}, "loss 'graph_soft_labels': beta must be in [0.0, inf], got -1.0"),
+    ("feature", {"metric": "l1"}, "loss 'feature': metric must be one of mse, cosine, got 'l1'"),
+    ("ce", {"label_smoothing": 1.0}, "loss 'ce': label_smoothing must be in [0.0, 1.0), got 1.0"),
+    ("graph_relational", {"alpha": 1.5}, "loss 'graph_relational': alpha must be in [0.0, 1.0], got 1.5"),
+    ("anchor", {"min_confidence": 2}, "loss 'anchor': min_confidence must be in [0.0, 1.0], got 2"),
+])
+def test_bad_params_say_which_setting_and_what_it_must_be(name, params, message):
+    """The whole message: the term, the setting's name, the interval (open or closed ends) and the value."""
+    with pytest.raises(ConfigError) as exc:
+        LOSSES.build(name, **params)
+    assert str(exc.value) == message
+
+
 @pytest.mark.parametrize("name", ALL_TERMS)
 def test_bf16_autocast_matches_float32(name):
     term = LOSSES.build(name)
@@ -329,13 +371,29 @@ def test_weighted_bad_specs(specs, match):
         WeightedLoss(specs)
 
 
+def test_weighted_messages_and_specs_as_mappings():
+    """No term at all names every registered one, comma-separated; a bad weight names its term and the setting.
+    from_specs takes plain mappings as they are (and config parts, elsewhere)."""
+    with pytest.raises(ConfigError) as exc:
+        WeightedLoss([])
+    assert str(exc.value) == "no loss terms given; expected some of: " + ", ".join(sorted(ALL_TERMS))
+    with pytest.raises(ConfigError) as exc:
+        WeightedLoss([{"name": "kd", "weight": -1.0}])
+    assert str(exc.value) == "loss 'kd': weight must be in [0.0, inf], got -1.0"
+    b = random_batch()
+    total, parts = WeightedLoss.from_specs([{"name": "ce", "weight": 2.0}])(b)
+    torch.testing.assert_close(total, 2.0 * LOSSES.build("ce")(b))
+
+
 def test_missing_field_names_term_and_field():
     b = random_batch()
     b.logits_teacher = None
     with pytest.raises(ConfigError, match="'kd'.*'logits_teacher'"):
         WeightedLoss([{"name": "ce"}, {"name": "kd"}])(b)
-    with pytest.raises(ConfigError, match="'anchor'.*'logits_teacher'"):
+    with pytest.raises(ConfigError) as exc:
         LOSSES.build("anchor")(b)
+    assert str(exc.value) == ("loss 'anchor' needs batch field 'logits_teacher', which is None (put the teacher/graph "
+                              "in the loop or drop this term)")
     LOSSES.build("anchor", pseudo_labels=False)(b)  # no teacher needed without pseudo labels
 
 

@@ -56,7 +56,7 @@ def test_links_from_a_graph_and_back_through_tensors():
     cand = np.array([kg.index["D1"], kg.index["D2"]])
     ln = ConceptLinks.from_graph(kg, cand, name_emb)
     assert ln.concept.tolist() == [0, 0, 1]                     # D2 links to nothing: its own name
-    assert ln.weight.tolist() == [0.5, 1.0, 1.0]
+    assert ln.weight.tolist() == [0.5, 1.0, 1.0] and (ln.num_concepts, ln.dim) == (2, 4)
     back = ConceptLinks.from_tensors(ln.tensors())
     x, table = torch.tensor([[0, 1]]), torch.randn(2, 4)
     assert torch.equal(back.set_match(x, table), ln.set_match(x, table))
@@ -200,7 +200,9 @@ def test_the_model_reads_each_saved_baseline_and_refuses_a_damaged_one(tmp_path)
     saved = {f"text_baseline.{k}": v for k, v in lk.tensors().items()}
     for damaged in ({k: v for k, v in saved.items() if k != "text_baseline.floor"},          # a tensor missing
                     saved | {"text_baseline.temperature": torch.tensor(0.0)},                # a setting out of range
-                    saved | {"text_baseline.links_value": -saved["text_baseline.links_value"]}):  # not probabilities
+                    saved | {"text_baseline.links_value": -saved["text_baseline.links_value"]},  # not probabilities
+                    saved | {"text_baseline.links_index": saved["text_baseline.links_index"] * 7},  # beyond the terms
+                    saved | {"text_baseline.floor": torch.tensor(0.0)}):
         with pytest.raises(RunDirError, match="saved likelihood text baseline has missing or invalid tensors"):
             read("likelihood", damaged)
     with pytest.raises(RunDirError, match="text baseline scores 2 concepts, the run has 3 candidates"):
@@ -247,3 +249,136 @@ def test_likelihood_note_is_the_mean_of_its_sentences():
     assert torch.allclose(s[0], (2 * one[3] + one[1]) / 3, atol=1e-6)
     assert torch.allclose(s[1], (one[1] + one[5]) / 2, atol=1e-6)
     assert torch.equal(s[2], torch.zeros(2))                     # no sentence: no evidence
+
+
+def test_likelihood_defaults_and_parent_share_at_its_bounds():
+    """Defaults: temperature 0.05, floor 1e-4, parent_share 0.3 (D1: P1 keeps 0.7 of its 0.5, P3 gets 0.15, over
+    1.5).  parent_share 0 moves nothing to the parent; 1 moves all of P1's weight to P3 (both ends allowed)."""
+    kg, cand, name_emb = likelihood_graph()
+    lk = LinkLikelihood.from_graph(kg, cand, name_emb)
+    assert (lk.temperature, lk.floor) == (0.05, 1e-4)
+    assert torch.allclose(lk.links.to_dense(), torch.tensor([[0.35 / 1.5, 1 / 1.5, 0.15 / 1.5], [0.0, 0.0, 1.0]]))
+    none = LinkLikelihood.from_graph(kg, cand, name_emb, parent_share=0)
+    assert torch.allclose(none.links.to_dense(), torch.tensor([[0.5 / 1.5, 1 / 1.5, 0.0], [0.0, 0.0, 1.0]]))
+    every = LinkLikelihood.from_graph(kg, cand, name_emb, parent_share=1)
+    assert torch.allclose(every.links.to_dense(), torch.tensor([[0.0, 1 / 1.5, 0.5 / 1.5], [0.0, 0.0, 1.0]]))
+    # built by name with its settings: the same baseline as from_graph with them
+    built = build_text_baseline("likelihood", kg, cand, name_emb, temperature=0.5, floor=0.01, parent_share=0)
+    assert (built.temperature, built.floor) == (0.5, 0.01) and torch.equal(built.links.to_dense(),
+                                                                           none.links.to_dense())
+    for key, value, expected in (("temperature", 0.0, "a number > 0"), ("floor", -1e-9, "a number > 0"),
+                                 ("parent_share", -1e-9, "a number in [0, 1]"),
+                                 ("parent_share", 1 + 1e-9, "a number in [0, 1]")):
+        with pytest.raises(ConfigError) as exc:
+            LinkLikelihood.from_graph(kg, cand, name_emb, **{key: value})
+        assert str(exc.value) == f"{key}: {value}; expected {expected}"
+
+
+def test_likelihood_normalises_each_sentence_over_the_terms():
+    """P(term | sentence) is a softmax over the vocabulary (per sentence), not over the sentences of a note: a note
+    of two sentences that both name P2 scores D1 as one such sentence does, log(floor + (1/1.5) q) with q the
+    softmax weight of P2 (temperature 1: e / (e + 2))."""
+    kg, cand, name_emb = likelihood_graph()
+    lk = LinkLikelihood.from_graph(kg, cand, name_emb, temperature=1.0, floor=0.01, parent_share=0)
+    table = name_emb[[kg.index["P2"]]]
+    e = math.e
+    one = math.log(0.01 + (1 / 1.5) * e / (e + 2) + (0.5 / 1.5) / (e + 2))
+    assert lk.scores(torch.tensor([[0, 0]]), table)[0, 0].item() == pytest.approx(one, rel=1e-6)
+    assert lk.scores(torch.tensor([[0, -1]]), table)[0, 0].item() == pytest.approx(one, rel=1e-6)
+
+
+def test_batch_size_holds_at_least_one_sample():
+    from kgdistill.eval.text_baseline import _batch_size
+
+    assert _batch_size(10, 100) == 10 and _batch_size(10, 105) == 10
+    assert _batch_size(10, 5) == 1          # one sample over the budget still goes, alone
+    assert _batch_size(0, 8) == 8           # notes with no sentences: the budget, not a division by zero
+
+
+def test_concept_means_weigh_links_and_fall_back_to_the_own_name_only_without_evidence():
+    """D1's only evidence is one link of weight 0.5 (a total below 1 is still evidence), followed by a link of
+    weight 0 that adds none; D2 has no link: its own name."""
+    b = GraphBuilder("g")
+    for n in ("D1", "D2", "P1", "P2"):
+        b.add_node(n, n)
+    b.add_edge("D1", "P1", "has_phenotype", weight=0.5)
+    b.add_edge("D1", "P2", "has_phenotype", weight=0.0)
+    kg = b.build()
+    cand = np.array([kg.index["D1"], kg.index["D2"]])
+    means = concept_text_means(kg, cand, torch.eye(4) * 3.0)
+    assert means.tolist() == torch.eye(4)[[kg.index["P1"], kg.index["D2"]]].tolist()
+
+
+def test_mean_and_set_match_read_only_affirmed_sentences():
+    """A negated (-1) or hypothetical (0) sentence is no support for mean and set_match: the note scores as its
+    affirmed sentences alone; polarity all +1 scores as no polarity."""
+    from kgdistill.eval.text_baseline import MeanTextBaseline
+
+    table = torch.tensor([[2.0, 0.0], [0.0, 1.0], [-1.0, 1.0]])
+    x = torch.tensor([[0, 1, 2]])
+    pol = torch.tensor([1.0, -1.0, 0.0])
+    for base in (links(), MeanTextBaseline(FINDINGS[[0, 1]])):
+        got = base.scores(x, table, pol)
+        assert torch.allclose(got, base.scores(torch.tensor([[0, -1, -1]]), table), atol=1e-6)
+        assert not torch.allclose(got, base.scores(x, table), atol=1e-3)
+        assert torch.equal(base.scores(x, table, torch.ones(3)), base.scores(x, table))
+    # mean: sentence 0 alone lies along concept 0 and across concept 1
+    assert MeanTextBaseline(FINDINGS[[0, 1]]).scores(x, table, pol).tolist() == [[1.0, 0.0]]
+    back = TEXT_BASELINES.get("mean").from_tensors(MeanTextBaseline(FINDINGS[[0, 1]]).tensors())
+    assert set(MeanTextBaseline(FINDINGS[[0, 1]]).tensors()) == {"concepts"}
+    assert torch.equal(back.concepts, FINDINGS[[0, 1]])
+
+
+def test_nearest_centroid_of_scalar_samples():
+    """Samples that are single numbers (1-d inputs) are one feature each: centroids 1 and 4."""
+    from kgdistill.eval.text_baseline import centroid_scores
+
+    s = centroid_scores(torch.tensor([0.0, 2.0, 4.0]), torch.tensor([0, 0, 1]), torch.tensor([1.0, 3.0]), 3)
+    assert s.tolist() == [[0.0, -3.0, -4.0], [-2.0, -1.0, -4.0]]
+
+
+def test_likelihood_vocabulary_and_parents_on_a_wider_graph():
+    """P4 is linked by no candidate but is a term a sentence may name: it stays in the vocabulary, and so does P5,
+    linked by nothing at all (the last column, all zero).
+    P1 has two parents (P3 and P4, is_a): parent_share 0.2 of its 0.5 is split between them; P2 -> P3 by a link
+    that is not is_a / broader gives P2 no parent.  D1: P1 0.4, P2 1, P3 0.05, P4 0.05 over 1.5."""
+    b = GraphBuilder("g")
+    for n in ("D1", "D2", "P1", "P2", "P3", "P4", "P5"):
+        b.add_node(n, n)
+    b.add_edge("D1", "P1", "has_phenotype", weight=0.5)
+    b.add_edge("D1", "P2", "has_phenotype", weight=1.0)
+    b.add_edge("D2", "P3", "has_phenotype", weight=1.0)
+    b.add_edge("P1", "P3", "is_a")
+    b.add_edge("P1", "P4", "is_a")
+    b.add_edge("P2", "P3", "associated_with")
+    kg = b.build()
+    cand = np.array([kg.index["D1"], kg.index["D2"]])
+    lk = LinkLikelihood.from_graph(kg, cand, torch.eye(7), parent_share=0.2)
+    assert torch.allclose(lk.links.to_dense(), torch.tensor([[0.4 / 1.5, 1 / 1.5, 0.05 / 1.5, 0.05 / 1.5, 0.0],
+                                                             [0.0, 0.0, 1.0, 0.0, 0.0]]))
+    assert lk.emb.tolist() == torch.eye(7)[2:].tolist()
+    assert LinkLikelihood.from_graph(kg, cand, torch.eye(7), parent_share=0).links.shape == (2, 5)
+    with pytest.raises(ConfigError) as exc:
+        LinkLikelihood.from_graph(kg, cand, torch.eye(7), floor=float("nan"))
+    assert str(exc.value) == "floor: nan; expected a finite number"
+    table, x = torch.eye(7)[[5, 3]], torch.tensor([[0, 1], [0, -1]])      # sentences naming P4 and P2
+    back = LinkLikelihood.from_tensors(lk.tensors())
+    assert torch.equal(back.links.to_dense(), lk.links.to_dense()) and torch.equal(back.scores(x, table),
+                                                                                   lk.scores(x, table))
+    # parent_share 1 leaves P1 itself a link of probability 0: a valid saved baseline
+    every = LinkLikelihood.from_graph(kg, cand, torch.eye(7), parent_share=1)
+    assert torch.equal(LinkLikelihood.from_tensors(every.tensors()).links.to_dense(), every.links.to_dense())
+    with pytest.raises(ValueError, match=r"^negative link probabilities$"):
+        LinkLikelihood.from_tensors(every.tensors() | {"links_value": every.links.values() - 0.5})
+
+
+@pytest.mark.parametrize("name", ["likelihood", "set_match"])
+def test_only_the_direction_of_a_name_embedding_counts(name):
+    """likelihood and set_match compare unit vectors: name embeddings rescaled row by row (lengths 1 to 5, not
+    orthogonal) score notes exactly as the originals.  (``mean`` weighs the raw vectors, so length counts there.)"""
+    kg, cand, _ = likelihood_graph()
+    names = torch.eye(5) + 0.3
+    longer = names * torch.arange(1.0, 6.0).unsqueeze(1)
+    table, x = torch.randn(4, 5, generator=torch.Generator().manual_seed(1)), torch.tensor([[0, 1, 2], [3, -1, -1]])
+    one, other = (build_text_baseline(name, kg, cand, e) for e in (names, longer))
+    assert torch.allclose(one.scores(x, table), other.scores(x, table), atol=1e-5)
