@@ -81,3 +81,13 @@ def test_agrees_with_the_rendered_notes_of_real_patients():
     assert total > 2500 and len(wrong) <= total // 200
     for s, terms, neg in wrong:
         assert not neg and any(re.match(r"(no|absen|lack)", n, re.I) or " not " in n for t in terms for n in said[t]), s
+
+
+def test_polarity_is_remembered_for_a_bounded_number_of_sentences():
+    """A served model reads sentence_polarity on every note: its memo must not grow with every note sent."""
+    from kgdistill.text.negation import _polarity, sentence_polarity
+
+    _polarity.cache_clear()
+    assert sentence_polarity(["No hearing loss.", "Seizures.", "No hearing loss."]).tolist() == [-1.0, 1.0, -1.0]
+    info = _polarity.cache_info()
+    assert (info.hits, info.misses, info.currsize) == (1, 2, 2) and info.maxsize == 1 << 16
