@@ -41,7 +41,7 @@ def test_requests_that_arrive_while_the_model_is_busy_share_one_call():
     model, sizes = HeldModel(), []
 
     async def go():
-        b = Batcher(model.predict, max_batch=64, workers=1, observe=sizes.append)
+        b = Batcher(model.predict, max_batch=64, concurrent=1, observe=sizes.append)
         first = asyncio.create_task(b.submit(["a"], 2))
         await _started(model)                              # the model is busy with "a" alone
         rest = [asyncio.create_task(b.submit(inputs, k)) for inputs, k in
@@ -66,7 +66,7 @@ def test_a_merged_call_respects_max_batch_and_never_mixes_array_shapes():
     model = HeldModel()
 
     async def go():
-        b = Batcher(model.predict, max_batch=3, workers=1)
+        b = Batcher(model.predict, max_batch=3, concurrent=1)
         first = asyncio.create_task(b.submit(["x"], 1))
         await _started(model)
         arrays = [np.zeros((1, 2, 5)), np.zeros((1, 2, 5)), np.zeros((1, 2, 7)), np.zeros((1, 2, 5))]
@@ -84,7 +84,7 @@ def test_an_error_reaches_only_the_request_that_caused_it():
     model = HeldModel()
 
     async def go():
-        b = Batcher(model.predict, max_batch=64, workers=1)
+        b = Batcher(model.predict, max_batch=64, concurrent=1)
         first = asyncio.create_task(b.submit(["a"], 1))
         await _started(model)
         good, bad, other = (asyncio.create_task(b.submit(i, 1)) for i in (["g"], ["bad"], ["o", "p"]))
@@ -105,7 +105,7 @@ def test_a_request_given_up_before_its_turn_is_never_scored():
     model = HeldModel()
 
     async def go():
-        b = Batcher(model.predict, max_batch=64, workers=1)
+        b = Batcher(model.predict, max_batch=64, concurrent=1)
         first = asyncio.create_task(b.submit(["a"], 1))
         await _started(model)
         with pytest.raises(asyncio.TimeoutError):
@@ -120,11 +120,11 @@ def test_a_request_given_up_before_its_turn_is_never_scored():
     assert [rows for rows, _ in model.calls] == [["a"], ["kept"]]
 
 
-def test_workers_score_batches_at_the_same_time():
+def test_concurrent_calls_score_batches_at_the_same_time():
     model = HeldModel()
 
     async def go():
-        b = Batcher(model.predict, max_batch=1, workers=2)
+        b = Batcher(model.predict, max_batch=1, concurrent=2)
         tasks = [asyncio.create_task(b.submit([c], 1)) for c in "abc"]
         await _started(model, 2)               # two calls running at once, before any is released
         running = len(model.calls)

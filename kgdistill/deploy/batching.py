@@ -2,8 +2,8 @@
 in one model call, so many clients with one input each cost about what one client with a batch costs.
 
 No request waits for a batch to fill: a worker that is free takes the first waiting request at once, together
-with whatever else is waiting (up to ``max_batch`` inputs of one shape).  ``workers`` batches are scored at
-the same time, each in one of ``workers`` threads of the batcher's own (ONNX Runtime releases the GIL): a
+with whatever else is waiting (up to ``max_batch`` inputs of one shape).  ``concurrent`` batches are scored at
+the same time, each in one of ``concurrent`` threads of the batcher's own (ONNX Runtime releases the GIL): a
 shared pool would run them on ever other threads, and each new thread grows the process by its own allocator
 arena.  When a merged batch fails, its requests are
 scored again one by one, so an error reaches only the request that caused it."""
@@ -30,20 +30,20 @@ class _Job:
 
 
 class Batcher:
-    def __init__(self, predict: Callable[[Any, int], tuple[list, np.ndarray]], max_batch: int, workers: int,
+    def __init__(self, predict: Callable[[Any, int], tuple[list, np.ndarray]], max_batch: int, concurrent: int,
                  observe: Callable[[int], None] = lambda n: None):
         self.predict, self.max_batch, self.observe = predict, max_batch, observe
-        self.workers = workers
+        self.concurrent = concurrent
         self._pending: deque[_Job] = deque()
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
-        self._threads = ThreadPoolExecutor(workers, thread_name_prefix="kgdistill-score")
+        self._threads = ThreadPoolExecutor(concurrent, thread_name_prefix="kgdistill-score")
 
     async def submit(self, inputs: Any, top_k: int) -> tuple[list, np.ndarray]:
         """Ranked concepts and best scores of ``inputs``, as ``predict(inputs, top_k)`` gives them."""
         if not self._tasks:
             self._wake = asyncio.Event()
-            self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+            self._tasks = [asyncio.create_task(self._work()) for _ in range(self.concurrent)]
         job = _Job(inputs, top_k, asyncio.get_running_loop().create_future())
         self._pending.append(job)
         self._wake.set()
