@@ -37,22 +37,27 @@ async def _started(model: HeldModel, n: int = 1) -> None:
         await asyncio.to_thread(model.started.acquire, True, 10)
 
 
-def test_requests_that_arrive_while_the_model_is_busy_share_one_call():
-    model, sizes = HeldModel(), []
-
+def _behind_a_busy_call(model: HeldModel, first: tuple, later: list[tuple], **batcher) -> list:
+    """Submit ``first`` (inputs, top_k), wait until the model is busy with it, submit each of ``later`` meanwhile,
+    then let every call finish: each request's result, or its exception, in order of submission."""
     async def go():
-        b = Batcher(model.predict, max_batch=64, concurrent=1, observe=sizes.append)
-        first = asyncio.create_task(b.submit(["a"], 2))
-        await _started(model)                              # the model is busy with "a" alone
-        rest = [asyncio.create_task(b.submit(inputs, k)) for inputs, k in
-                ((["bb", "c"], 1), (["dddd"], 3), (["e"], 2))]
+        b = Batcher(model.predict, **batcher)
+        tasks = [asyncio.create_task(b.submit(*first))]
+        await _started(model)
+        tasks += [asyncio.create_task(b.submit(*request)) for request in later]
         await asyncio.sleep(0.05)
         model.release.set()
-        out = await asyncio.gather(first, *rest)
+        out = await asyncio.gather(*tasks, return_exceptions=True)
         await b.close()
         return out
 
-    out = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_requests_that_arrive_while_the_model_is_busy_share_one_call():
+    model, sizes = HeldModel(), []
+    out = _behind_a_busy_call(model, (["a"], 2), [(["bb", "c"], 1), (["dddd"], 3), (["e"], 2)],
+                              max_batch=64, concurrent=1, observe=sizes.append)
     assert model.calls == [(["a"], 2), (["bb", "c", "dddd", "e"], 3)]     # top_k: the largest asked for
     assert sizes == [1, 4]
     (r1, b1), (r2, b2), (r3, b3), (r4, b4) = out
@@ -64,37 +69,15 @@ def test_requests_that_arrive_while_the_model_is_busy_share_one_call():
 
 def test_a_merged_call_respects_max_batch_and_never_mixes_array_shapes():
     model = HeldModel()
-
-    async def go():
-        b = Batcher(model.predict, max_batch=3, concurrent=1)
-        first = asyncio.create_task(b.submit(["x"], 1))
-        await _started(model)
-        arrays = [np.zeros((1, 2, 5)), np.zeros((1, 2, 5)), np.zeros((1, 2, 7)), np.zeros((1, 2, 5))]
-        rest = [asyncio.create_task(b.submit(a, 1)) for a in arrays]
-        await asyncio.sleep(0.05)
-        model.release.set()
-        await asyncio.gather(first, *rest)
-        await b.close()
-
-    asyncio.run(go())
+    arrays = [np.zeros((1, 2, 5)), np.zeros((1, 2, 5)), np.zeros((1, 2, 7)), np.zeros((1, 2, 5))]
+    _behind_a_busy_call(model, (["x"], 1), [(a, 1) for a in arrays], max_batch=3, concurrent=1)
     assert [rows for rows, _ in model.calls] == [["x"], ["(2, 5)", "(2, 5)"], ["(2, 7)"], ["(2, 5)"]]
 
 
 def test_an_error_reaches_only_the_request_that_caused_it():
     model = HeldModel()
-
-    async def go():
-        b = Batcher(model.predict, max_batch=64, concurrent=1)
-        first = asyncio.create_task(b.submit(["a"], 1))
-        await _started(model)
-        good, bad, other = (asyncio.create_task(b.submit(i, 1)) for i in (["g"], ["bad"], ["o", "p"]))
-        await asyncio.sleep(0.05)
-        model.release.set()
-        results = await asyncio.gather(first, good, bad, other, return_exceptions=True)
-        await b.close()
-        return results
-
-    first, good, bad, other = asyncio.run(go())
+    first, good, bad, other = _behind_a_busy_call(model, (["a"], 1), [(["g"], 1), (["bad"], 1), (["o", "p"], 1)],
+                                                  max_batch=64, concurrent=1)
     assert isinstance(bad, DataError) and str(bad) == "a bad input"
     assert good[0] == [["g:0"]] and other[0] == [["o:0"], ["p:0"]] and first[0] == [["a:0"]]
     # the merged call failed, then each request was scored alone
