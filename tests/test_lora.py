@@ -64,7 +64,35 @@ def test_saved_adapter_is_small_and_loads_back_to_the_same_outputs(prepared, tmp
     assert torch.equal(enc(prepared.x), fresh(prepared.x))
 
 
+def test_the_transformer_trains_at_its_own_rate(prepared):
+    """Fine-tuning: every MiniLM weight at 2e-5 by default, the pooling and head at the stage's rate; LoRA: the
+    adapters at the stage's rate unless ``transformer_lr`` says otherwise; an optimiser built by the trainer
+    carries both rates through its one-cycle schedule."""
+    from kgdistill.train.trainer import param_groups
+
+    torch.manual_seed(0)
+    fine = ENCODERS.get("text").from_modality(prepared, 8, hidden=16, mode="finetune")
+    head, inner = fine.param_groups(0.002)
+    assert (head["lr"], inner["lr"]) == (0.002, 2e-5)
+    assert {id(p) for p in inner["params"]} == {id(p) for p in fine.transformer.parameters()}
+    assert len(head["params"]) + len(inner["params"]) == len(list(fine.parameters()))
+    lora = lora_encoder(prepared)
+    assert [g["lr"] for g in lora.param_groups(0.002)] == [0.002, 0.002]
+    lora.transformer_lr = 1e-4
+    head, adapters = lora.param_groups(0.002)
+    assert adapters["lr"] == 1e-4 and adapters["params"] and all(p.requires_grad for p in adapters["params"])
+    extra = torch.nn.Parameter(torch.zeros(3))
+    groups = param_groups(fine, 0.002, [extra])
+    assert groups[0]["params"][-1] is extra and [g["lr"] for g in groups] == [0.002, 2e-5]
+    opt = torch.optim.AdamW(groups)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=10)
+    assert sched.get_last_lr()[1] / sched.get_last_lr()[0] == pytest.approx(2e-5 / 0.002)
+    with pytest.raises(ValueError, match="^transformer_lr: the transformer trains only with mode: finetune or lora"):
+        ENCODERS.get("text").check_params(mode="frozen", transformer_lr=1e-5)
+
+
 @pytest.mark.parametrize("override, message", [
+    ("student.encoder.transformer_lr=0", "student.encoder.transformer_lr: expected a number in (0, 1), got 0"),
     ("student.encoder.lora.rank=0", "student.encoder.lora.rank: expected a whole number > 0, got 0"),
     ("student.encoder.lora.alpha=-1", "student.encoder.lora.alpha: expected a number > 0"),
     ("student.encoder.lora.target_modules=[]", "student.encoder.lora.target_modules: expected a list"),

@@ -32,6 +32,11 @@ class Encoder(nn.Module):
     def check_params(cls, **params: Any) -> None:
         """Settings that can be checked before any data is read; raise ValueError naming the key."""
 
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Trainable parameters and their learning rates, the stage's rate first (an encoder with a pretrained
+        part gives that part its own rate)."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 

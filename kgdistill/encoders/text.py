@@ -18,6 +18,10 @@ from .base import ENCODERS, Encoder, SetPooling, mlp
 from .text_embedder import load_text_model, mean_pool
 
 MODES = ("frozen", "finetune", "lora")
+# the transformer's own learning rate when ``transformer_lr`` is not set: fine-tuning all of a pretrained model
+# at a head's rate (the stage's, 2e-3) wrecks it (the LoRA benchmark's fine-tuned students were at chance);
+# 2e-5 is BERT's usual rate.  LoRA's adapters start at zero and keep the stage's rate.
+FINETUNE_LR = 2e-5
 # BERT-style models (MiniLM) name their attention projections query/key/value
 LORA_DEFAULTS: dict[str, Any] = {"rank": 8, "alpha": 16, "target_modules": ["query", "value"], "dropout": 0.05}
 
@@ -67,10 +71,12 @@ class TextEncoder(Encoder):
 
     def __init__(self, sentence_table: torch.Tensor, dim: int, hidden: int = 256, dropout: float = 0.1,
                  mode: str = "frozen", sentences: list[str] | None = None, model_path: str | None = None,
-                 max_length: int = 64, lora: dict[str, Any] | None = None, polarity: torch.Tensor | None = None):
+                 max_length: int = 64, lora: dict[str, Any] | None = None, polarity: torch.Tensor | None = None,
+                 transformer_lr: float | None = None):
         super().__init__(dim)
-        self.check_params(mode=mode, lora=lora)
+        self.check_params(mode=mode, lora=lora, transformer_lr=transformer_lr)
         self.mode = mode
+        self.transformer_lr = transformer_lr
         self.register_buffer("sentence_table", sentence_table.float(), persistent=False)
         self.sentence_polarity: torch.Tensor | None = None
         self.set_polarity(polarity)
@@ -88,13 +94,31 @@ class TextEncoder(Encoder):
             self.register_load_state_dict_pre_hook(_base_from_model)
 
     @classmethod
-    def check_params(cls, mode: str = "frozen", lora: dict[str, Any] | None = None, **_: Any) -> None:
+    def check_params(cls, mode: str = "frozen", lora: dict[str, Any] | None = None,
+                     transformer_lr: float | None = None, **_: Any) -> None:
         """What a config can check before any data is read (``OptimConfig`` calls it at load)."""
         if mode not in MODES:
             raise ValueError(f"mode: {mode!r}; expected one of {', '.join(MODES)}")
         if lora is not None and mode != "lora":
             raise ValueError(f"lora: adapter settings need mode: lora (mode is {mode!r})")
         lora_settings(lora)
+        if transformer_lr is not None:
+            if mode == "frozen":
+                raise ValueError("transformer_lr: the transformer trains only with mode: finetune or lora")
+            if isinstance(transformer_lr, bool) or not isinstance(transformer_lr, (int, float)) \
+                    or not 0 < transformer_lr < 1:
+                raise ValueError(f"transformer_lr: expected a number in (0, 1), got {transformer_lr!r}")
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The pooling and head at the stage's rate; the transformer's trainable weights (all of them, or the
+        adapters) at ``transformer_lr`` (default: ``FINETUNE_LR`` when fine-tuning, the stage's rate for LoRA)."""
+        if self.mode == "frozen":
+            return super().param_groups(lr)
+        inner = {id(p) for p in self.transformer.parameters()}
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        own_lr = self.transformer_lr or (FINETUNE_LR if self.mode == "finetune" else lr)
+        return [{"params": [p for p in trainable if id(p) not in inner], "lr": lr},
+                {"params": [p for p in trainable if id(p) in inner], "lr": own_lr}]
 
     @classmethod
     def from_modality(cls, prepared, dim: int, **params) -> "TextEncoder":

@@ -133,6 +133,17 @@ def _restore_done(done: dict, encoder: nn.Module, concepts: nn.Module, logger: S
     return StageResult(done["best_epoch"], done["best_val"], list(done["history"]), done["seconds"])
 
 
+def param_groups(encoder: nn.Module, lr: float, extra: list[nn.Parameter]) -> list[dict[str, Any]]:
+    """The optimiser's groups: the stage's rate for the encoder's own layers and ``extra`` (the first group,
+    whose rate the logs report), and the rate an encoder asks for some of its parameters (a pretrained
+    transformer fine-tuned at a head's rate is wrecked: ``Encoder.param_groups``)."""
+    own = getattr(encoder, "param_groups", None)
+    groups = own(lr) if own is not None else [{"params": [p for p in encoder.parameters() if p.requires_grad],
+                                               "lr": lr}]
+    groups[0]["params"] = list(groups[0]["params"]) + extra
+    return [g for g in groups if g["params"]]
+
+
 class StageLoop:
     """One stage's training: optimiser, schedule, batches, validation, early stopping and checkpoints, over a
     :class:`StageState`.  See :func:`fit_stage`."""
@@ -146,13 +157,14 @@ class StageLoop:
         self.dist = dist or DistContext()
         self.start = time.perf_counter()
         self.trainable_concepts = any(p.requires_grad for p in concepts.parameters())
-        params = list(encoder.parameters()) + (list(concepts.parameters()) if self.trainable_concepts else [])
-        self.params = [p for p in params if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=settings.lr, weight_decay=settings.weight_decay)
+        groups = param_groups(encoder, settings.lr, [p for p in concepts.parameters() if p.requires_grad]
+                              if self.trainable_concepts else [])
+        self.params = [p for g in groups for p in g["params"]]
+        self.opt = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
         total_steps = settings.epochs * max(1, math.ceil(len(data.x) / settings.batch_size)) + 1
         self.sched = torch.optim.lr_scheduler.OneCycleLR(
-            self.opt, max_lr=settings.lr, total_steps=total_steps, pct_start=min(0.5, max(0.1, 2.0 / total_steps)),
-            anneal_strategy="cos")
+            self.opt, max_lr=[g["lr"] for g in groups], total_steps=total_steps,
+            pct_start=min(0.5, max(0.1, 2.0 / total_steps)), anneal_strategy="cos")
         self.gen = torch.Generator().manual_seed(seed)
         cand = train_candidates.to(device)
         needs_sim = "concept_sim" in loss.required_fields
