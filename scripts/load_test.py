@@ -93,6 +93,17 @@ async def sample_rss(pid: int, out: list[float], stop: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
+def rss_summary(rss: list[float], every_s: float = 0.5) -> dict:
+    """Resident memory over the run (samples every ``every_s``): flat means no trend once the first tenth has met
+    the batch shapes: the thirds' means and the fitted slope after the first tenth (MB per minute)."""
+    thirds = np.array_split(np.asarray(rss), 3)
+    rest = np.asarray(rss[len(rss) // 10:])
+    slope = float(np.polyfit(np.arange(len(rest)) * every_s / 60, rest, 1)[0]) if len(rest) > 2 else 0.0
+    return {"start": rss[0], "end": rss[-1], "max": max(rss), "samples": len(rss),
+            "third_means": [round(float(t.mean()), 1) for t in thirds if len(t)],
+            "mb_per_minute_after_first_tenth": round(slope, 2), "trace_every_5s": [round(v, 1) for v in rss[::10]]}
+
+
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """CPU seconds so far of the server (with its workers) and of this client process."""
     import psutil
@@ -147,13 +158,9 @@ def main() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    third = max(1, len(rss) // 3)
     summary = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "export": str(args.export),
                "threads": args.threads, "workers": args.workers, "levels": levels,
-               "total_requests": sum(lv["requests"] for lv in levels),
-               "rss_mb": {"start": rss[0], "end": rss[-1], "max": max(rss),
-                          "first_third_mean": float(np.mean(rss[:third])),
-                          "last_third_mean": float(np.mean(rss[-third:])), "samples": len(rss)},
+               "total_requests": sum(lv["requests"] for lv in levels), "rss_mb": rss_summary(rss),
                "speedup_c_max_vs_c1": levels[-1]["throughput_per_s"] / levels[0]["throughput_per_s"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2))

@@ -109,6 +109,8 @@ def test_sensor_export_scores_like_the_student_on_the_test_set(sensor_run, senso
     got = model.score_inputs(x)
     assert np.abs(got - want.numpy()).max() < FP32_TOL
     assert model.inputs["shape"] == [2, None]      # channels fixed, time steps free (standardised over time)
+    opts = model.session.get_session_options()   # every input length is a new shape: no buffers kept per shape
+    assert not opts.enable_cpu_mem_arena and not opts.enable_mem_pattern
     assert np.abs(model.score_inputs(x[:, :, :512]) - DistilledModel.load(sensor_run, methods=["kg_guided"])
                   .score_inputs("kg_guided", torch.from_numpy(x[:, :, :512])).numpy()).max() < FP32_TOL
 

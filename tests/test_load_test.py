@@ -1,0 +1,33 @@
+"""The load script's memory verdict (``scripts/load_test.py``): flat means no trend once warmed up."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def load_test():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "load_test.py"
+    spec = importlib.util.spec_from_file_location("load_test_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_steady_rise_is_its_slope_and_a_noisy_band_is_flat(load_test):
+    # samples every 0.5 s: 240 a minute
+    minutes = np.arange(1200) / 120
+    rising = load_test.rss_summary(list(200 + 3.0 * minutes))
+    assert rising["mb_per_minute_after_first_tenth"] == pytest.approx(3.0)
+    assert rising["third_means"] == pytest.approx([200 + 3.0 * minutes[:400].mean(), 200 + 3.0 * minutes[400:800]
+                                                   .mean(), 200 + 3.0 * minutes[800:].mean()], abs=0.05)
+    assert (rising["start"], rising["max"], rising["samples"]) == (200.0, pytest.approx(200 + 3.0 * minutes[-1]), 1200)
+    assert rising["trace_every_5s"][:2] == [200.0, 200.2]
+    # a warm-up step, then a band of +-20 MB with no trend
+    band = [150.0] * 100 + list(280 + 20 * np.sin(np.arange(1100)))
+    flat = load_test.rss_summary(band)
+    assert abs(flat["mb_per_minute_after_first_tenth"]) < 0.2
+    assert flat["third_means"][1] == pytest.approx(flat["third_means"][2], abs=1.0)
