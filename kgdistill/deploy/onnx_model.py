@@ -42,7 +42,8 @@ class ExportedModel:
         opts = ort.SessionOptions()
         # A server meets a new input shape with almost every merged batch; ONNX Runtime's arena and its memory
         # pattern per shape each kept the largest buffers they had seen (resident memory rose in steps for 30,000
-        # requests).  Without them memory is flat after the first batches, at the same speed (docs/deploy.md).
+        # requests, to 372 MB).  Without them it stays in a lower band (max 323-336 MB), at about 5% more CPU for
+        # a lone request and the same throughput under load (docs/benchmarks/deploy.md).
         opts.enable_cpu_mem_arena = False
         opts.enable_mem_pattern = False
         if threads:
