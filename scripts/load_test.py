@@ -29,6 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+RSS_EVERY_S = 0.5       # the server's resident memory is read this often (sample_rss, rss_summary)
 
 
 def start_server(export: Path, token_file: Path, log: Path, threads: int, workers: int) -> tuple:
@@ -90,10 +91,10 @@ async def sample_rss(pid: int, out: list[float], stop: asyncio.Event) -> None:
     while not stop.is_set():
         procs = [proc, *proc.children(recursive=True)]
         out.append(sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(RSS_EVERY_S)
 
 
-def rss_summary(rss: list[float], every_s: float = 0.5) -> dict:
+def rss_summary(rss: list[float], every_s: float = RSS_EVERY_S) -> dict:
     """Resident memory over the run (samples every ``every_s``): flat means no trend once the first tenth has met
     the batch shapes: the thirds' means and the fitted slope after the first tenth (MB per minute)."""
     thirds = np.array_split(np.asarray(rss), 3)
@@ -101,7 +102,8 @@ def rss_summary(rss: list[float], every_s: float = 0.5) -> dict:
     slope = float(np.polyfit(np.arange(len(rest)) * every_s / 60, rest, 1)[0]) if len(rest) > 2 else 0.0
     return {"start": rss[0], "end": rss[-1], "max": max(rss), "samples": len(rss),
             "third_means": [round(float(t.mean()), 1) for t in thirds if len(t)],
-            "mb_per_minute_after_first_tenth": round(slope, 2), "trace_every_5s": [round(v, 1) for v in rss[::10]]}
+            "mb_per_minute_after_first_tenth": round(slope, 2),
+            "trace_every_5s": [round(v, 1) for v in rss[::round(5 / every_s)]]}
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
