@@ -56,8 +56,8 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError):
         raise ArtefactError("damaged manifest; expected JSON with a 'files' table", source=str(path)) from None
     if manifest.get("format") != FORMAT:
-        raise ArtefactError(f"manifest format {manifest.get('format')!r}; this version reads {FORMAT}: export the run again",
-                            source=str(path))
+        raise ArtefactError(f"manifest format {manifest.get('format')!r}; this version reads {FORMAT}: export the "
+                            "run again", source=str(path))
     for name, digest in files.items() if verify else ():
         f = folder / name
         if not f.is_file():
