@@ -352,6 +352,9 @@ class CalibrationConfig(Strict):
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     gammas: list[float] = Field([0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6], min_length=1)
     fusion_weights: list[float] = Field([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0], min_length=1)
+    # what the choice reads on the stand-ins: top-1, or the mean reciprocal rank where a few dozen stand-ins among
+    # thousands of candidates almost never reach rank 1 and top-1 cannot tell the settings apart
+    metric: Literal["top1", "mrr"] = "top1"
 
 
 class TrainConfig(Strict):

@@ -201,6 +201,12 @@ TASKS = {
                                           "published graph", overrides=("data.patients.graph=published",),
                                           quick=PATIENTS_QUICK, baseline_reads_graph=True, hpo_two_labels=True,
                                           gnn=(), patients=True, methods=PATIENT_METHODS),
+    "patients_quick_residual": BenchTask("patients_quick", "probe: patients_quick_independent with kg_guided "
+                                         "scoring against the GNN embeddings plus a learned correction "
+                                         "(concepts: gnn_residual)",
+                                         overrides=("student.methods.kg_guided.concepts=gnn_residual",),
+                                         quick=PATIENTS_QUICK, baseline_reads_graph=True, hpo_two_labels=True,
+                                         gnn=(), patients=True, methods=PATIENT_METHODS, all_labels=False),
 }
 # issue 17, CWRU bearings (data.source: bearings, the packaged bearings config): drive-end teacher, fan-end student
 BEARING_METHODS = PATIENT_METHODS

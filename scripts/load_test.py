@@ -32,14 +32,17 @@ sys.path.insert(0, str(ROOT / "scripts"))
 RSS_EVERY_S = 0.5       # the server's resident memory is read this often (sample_rss, rss_summary)
 
 
-def start_server(export: Path, token_file: Path, log: Path, threads: int, workers: int) -> tuple:
+def start_server(export: Path, token_file: Path, log: Path, threads: int, workers: int,
+                 env: dict[str, str] | None = None) -> tuple:
+    """The server in its own process; ``env``: variables set for it alone (e.g. ``LD_PRELOAD`` of an allocator),
+    not for this client."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "kgdistill", "serve", str(export), "--port", str(port), "--token-file",
            str(token_file), "--threads", str(threads), "--workers", str(workers), "--max-batch", "64"]
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
-                            env=os.environ | {"PYTHONPATH": str(ROOT)})
+                            env=os.environ | {"PYTHONPATH": str(ROOT)} | (env or {}))
     import httpx
 
     for _ in range(600):
@@ -146,22 +149,30 @@ def main() -> None:
     p.add_argument("--concurrency", default="1,8,32")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="An environment variable for the server process only (repeatable), e.g. "
+                        "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2.")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "load-test" / "summary.json")
     args = p.parse_args()
+    bad = [e for e in args.server_env if "=" not in e or not e.split("=", 1)[0]]
+    if bad:
+        p.error(f"--server-env {bad[0]!r}: expected KEY=VALUE")
+    server_env = dict(e.split("=", 1) for e in args.server_env)
     plan = list(zip(map(int, args.concurrency.split(",")), map(int, args.requests.split(","))))
     x, _ = test_set(args.inputs_from)
     bodies = [json.dumps({"inputs": [v if isinstance(v, str) else v.tolist()], "top_k": 10}).encode() for v in x]
     token = secrets.token_urlsafe(32)
     tmp = Path(tempfile.mkdtemp())
     (tmp / "tokens").write_text(token + "\n")
-    proc, url = start_server(args.export, tmp / "tokens", tmp / "server.log", args.threads, args.workers)
+    proc, url = start_server(args.export, tmp / "tokens", tmp / "server.log", args.threads, args.workers,
+                             server_env)
     try:
         levels, rss = asyncio.run(run_levels(url, token, bodies, plan, proc.pid))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     summary = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "export": str(args.export),
-               "threads": args.threads, "workers": args.workers, "levels": levels,
+               "threads": args.threads, "workers": args.workers, "server_env": server_env, "levels": levels,
                "total_requests": sum(lv["requests"] for lv in levels), "rss_mb": rss_summary(rss),
                "speedup_c_max_vs_c1": levels[-1]["throughput_per_s"] / levels[0]["throughput_per_s"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)

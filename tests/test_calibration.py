@@ -229,3 +229,21 @@ def test_an_exact_tie_keeps_the_first_setting_of_the_grid():
     assert (cal.gamma, cal.beta, cal.val_seen_top1, cal.val_heldout_top1) == (0.5, 0.25, 1.0, 1.0)
     cal = choose_calibration(scores, y, TRAINED, HELD, base, [0.5, 0.25], [0.5, 0.25])
     assert (cal.gamma, cal.beta) == (0.25, 0.5)
+
+
+def test_mrr_chooses_where_no_stand_in_reaches_rank_one():
+    """Among thousands of candidates a few stand-ins seldom reach rank 1: by top-1 fusion only costs (a trained
+    patient falls to rank 2, the stand-in rises from rank 5 to rank 2), by MRR it pays for itself."""
+    scores = _scores([[0.9, 0.5, 0.5, 0.5, 0.1, 0.1],     # trained, truth 0: rank 1, rank 2 with the baseline
+                      [0.1, 0.1, 0.9, 0.1, 0.1, 0.1],     # trained, truth 2: rank 1 either way
+                      [0.8, 0.6, 0.6, 0.6, 0.1, 0.0]])    # stand-in, truth 4: rank 5, rank 2 with the baseline
+    baseline = _scores([[0.0, 0.5, 0.0, 0.0, 0.0, 0.0], [0.0] * 6, [0.0, 0.0, 0.0, 0.0, 0.65, 0.0]])
+    y = torch.tensor([0, 2, 4])
+    by_top1 = choose_calibration(scores, y, TRAINED, HELD, baseline, [0.0], [0.0, 1.0])
+    assert by_top1.beta == 0.0     # top-1: trained 1 -> 0.5, held-out 0 -> 0: a loss
+    by_mrr = choose_calibration(scores, y, TRAINED, HELD, baseline, [0.0], [0.0, 1.0], metric="mrr")
+    # MRR: trained (1 + 1) / 2 -> (1/2 + 1) / 2 = 0.75, held-out 1/5 -> 1/2; sum 1.2 -> 1.25, H 0.33 -> 0.6
+    assert by_mrr.beta == 1.0
+    assert by_mrr.val_seen_top1 == 0.5 and by_mrr.val_heldout_top1 == 0.0   # the saved figures stay top-1
+    with pytest.raises(ValueError, match="expected top1 or mrr"):
+        choose_calibration(scores, y, TRAINED, HELD, baseline, [0.0], [0.0], metric="top10")

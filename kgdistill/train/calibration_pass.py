@@ -61,7 +61,8 @@ def choose_for_task(cfg: RunConfig, task: Task, methods: dict[str, tuple[bool, b
     fused = any(fusion for _, fusion in methods.values())
     baseline = task.baseline_scores(va) if fused and task.text_baseline is not None else None
     return choose_calibrations(methods, scores, torch.as_tensor(task.y[va]), torch.as_tensor(task.seen & ~held),
-                               torch.as_tensor(held), baseline, cfg.calibration.gammas, cfg.calibration.fusion_weights)
+                               torch.as_tensor(held), baseline, cfg.calibration.gammas, cfg.calibration.fusion_weights,
+                               cfg.calibration.metric)
 
 
 def calibrate(cfg: RunConfig, task: Task, device, log_dir: Path | None, progress: bool,
