@@ -139,6 +139,14 @@ async def run_levels(url: str, token: str, bodies: list[bytes], plan: list[tuple
     return levels, rss
 
 
+def parse_server_env(pairs: list[str]) -> dict[str, str]:
+    """``--server-env KEY=VALUE`` arguments as a dict; ValueError naming the first that is not KEY=VALUE."""
+    for pair in pairs:
+        if not pair.partition("=")[0] or "=" not in pair:
+            raise ValueError(f"--server-env {pair!r}: expected KEY=VALUE")
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
 def main() -> None:
     from bench_deploy import test_set
 
@@ -154,10 +162,10 @@ def main() -> None:
                         "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2.")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "load-test" / "summary.json")
     args = p.parse_args()
-    bad = [e for e in args.server_env if "=" not in e or not e.split("=", 1)[0]]
-    if bad:
-        p.error(f"--server-env {bad[0]!r}: expected KEY=VALUE")
-    server_env = dict(e.split("=", 1) for e in args.server_env)
+    try:
+        server_env = parse_server_env(args.server_env)
+    except ValueError as exc:
+        p.error(str(exc))
     plan = list(zip(map(int, args.concurrency.split(",")), map(int, args.requests.split(","))))
     x, _ = test_set(args.inputs_from)
     bodies = [json.dumps({"inputs": [v if isinstance(v, str) else v.tolist()], "top_k": 10}).encode() for v in x]

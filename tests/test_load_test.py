@@ -31,3 +31,12 @@ def test_a_steady_rise_is_its_slope_and_a_noisy_band_is_flat(load_test):
     flat = load_test.rss_summary(band)
     assert abs(flat["mb_per_minute_after_first_tenth"]) < 0.2
     assert flat["third_means"][1] == pytest.approx(flat["third_means"][2], abs=1.0)
+
+
+def test_server_environment_pairs(load_test):
+    preload = "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+    assert load_test.parse_server_env([preload, "MALLOC_CONF=a=b"]) == {
+        "LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "MALLOC_CONF": "a=b"}
+    for bad in ("LD_PRELOAD", "=x"):
+        with pytest.raises(ValueError, match=f"--server-env '{bad}': expected KEY=VALUE"):
+            load_test.parse_server_env([preload, bad])
