@@ -142,7 +142,7 @@ async def run_levels(url: str, token: str, bodies: list[bytes], plan: list[tuple
 def parse_server_env(pairs: list[str]) -> dict[str, str]:
     """``--server-env KEY=VALUE`` arguments as a dict; ValueError naming the first that is not KEY=VALUE."""
     for pair in pairs:
-        if not pair.partition("=")[0] or "=" not in pair:
+        if "=" not in pair or not pair.partition("=")[0]:
             raise ValueError(f"--server-env {pair!r}: expected KEY=VALUE")
     return dict(pair.split("=", 1) for pair in pairs)
 

@@ -116,6 +116,7 @@ def choose_calibration(scores: torch.Tensor, y: torch.Tensor, trained_mask: torc
         """(trained, held-out) by ``metric``, then (trained, held-out) top-1."""
         ranks = ranks_of_truth(cal.apply(scores, trained_mask, baseline), y).float()
         per = {"top1": (ranks == 1).float(), "mrr": 1.0 / ranks}
+
         def mean(v: torch.Tensor, mask: torch.Tensor) -> float:
             return float(v[mask].mean()) if bool(mask.any()) else 0.0
         return (mean(per[metric], is_trained), mean(per[metric], is_held),
