@@ -3,7 +3,8 @@
 The folder holds the ONNX graph of the student's scoring (calibrated, fused scores over every candidate; text: from
 the sentence vectors, with the sentence transformer as a graph of its own, so the server can encode sentences in
 length-sorted chunks without padding every one to the batch's longest), the candidates with their names, the
-tokenizer (text), the linked findings' vectors (text evidence), and a manifest with the source run, the graph, the validation range of best scores (drift) and checksums.
+tokenizer (text), the linked findings' vectors (text evidence), and a manifest with the source run, the graph,
+the validation range of best scores (drift) and checksums.
 It is written beside ``--out`` and renamed into place only when complete."""
 from __future__ import annotations
 
