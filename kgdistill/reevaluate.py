@@ -13,7 +13,7 @@ import numpy as np
 
 from .config import RunConfig, apply_overrides, read_yaml, validate_config
 from .errors import ConfigError, DataError, RunDirError, TrainingInterrupted
-from .eval.calibration import ValidationScores
+from .eval.calibration import Calibration, ValidationScores
 from .model import REQUIRED as MODEL_FILES, TEACHER, DistilledModel
 from .pipeline import build_run_task
 from .results import chance_fields, evaluate, finish_run
@@ -199,8 +199,7 @@ def _recalibrate(src: RunDir, rd: RunDir, cfg: RunConfig, task: Task, saved: Dis
         return cal, kept
     t1 = time.perf_counter()
     if kept is not None and fused.keys() <= kept.scores.keys():
-        _check_validation_scores(kept, cfg, task, src)
-        cal |= choose_for_task(cfg, task, fused, kept.val.numpy(), kept.held.numpy(), kept.scores)
+        cal |= rechoose_from_kept(cfg, task, kept, src.path)
         how = "from the calibration pass's saved validation scores"
     else:  # a run made before validation scores were kept
         _warn_if_trained_differently(src, rd, trained_on, device, log)
@@ -211,12 +210,15 @@ def _recalibrate(src: RunDir, rd: RunDir, cfg: RunConfig, task: Task, saved: Dis
     return cal, kept
 
 
-def _check_validation_scores(kept: ValidationScores, cfg: RunConfig, task: Task, src: RunDir) -> None:
-    """Saved scores choose the same calibration as retraining only for the same samples and hold-out."""
+def rechoose_from_kept(cfg: RunConfig, task: Task, kept: ValidationScores, run: Path) -> dict[str, Calibration]:
+    """The fused methods' calibrations chosen under ``cfg.calibration`` from the validation scores ``run`` kept,
+    no training.  Saved scores choose what retraining would only for the same samples and hold-out (checked)."""
     held = choose_holdout(task, cfg.calibration.holdout_fraction, cfg.seed)
     if not (np.array_equal(kept.val.numpy(), calibration_samples(task)) and np.array_equal(kept.held.numpy(), held)):
         raise RunDirError("checkpoints/validation_scores.safetensors scores other validation samples or held-out "
-                          "concepts than its data and config give; train a new run instead", source=str(src.path))
+                          "concepts than its data and config give; train a new run instead", source=str(run))
+    fused = calibrated_methods(cfg, fused_only=True)
+    return choose_for_task(cfg, task, fused, kept.val.numpy(), kept.held.numpy(), kept.scores)
 
 
 def _warn_if_trained_differently(src: RunDir, rd: RunDir, trained_on: str | None, device, log) -> None:

@@ -29,7 +29,8 @@ def main() -> None:
     from kgdistill.task import build_task
     from kgdistill.results import evaluate
     from kgdistill.run_dir import RunDir
-    from kgdistill.train.calibration_pass import calibrated_methods, choose_for_task
+    from kgdistill.reevaluate import rechoose_from_kept
+    from kgdistill.train.calibration_pass import calibrated_methods
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run", type=Path)
@@ -49,7 +50,7 @@ def main() -> None:
     kept, fused = model.validation_scores, calibrated_methods(cfg, fused_only=True)
     if kept is None or not fused.keys() <= kept.scores.keys():
         p.error(f"{rd.path}: no kept validation scores of {', '.join(fused)} (checkpoints/validation_scores)")
-    new = choose_for_task(cfg, task, fused, kept.val.numpy(), kept.held.numpy(), kept.scores)
+    new = rechoose_from_kept(cfg, task, kept, rd.path)   # the check and choice `kgdistill eval` makes
     model.calibrations = dict(model.calibrations) | new
     methods, _ = evaluate(cfg, task, model, cpu)
     args.out.write_text(json.dumps({"run": str(rd.path), "overrides": args.overrides,
