@@ -303,12 +303,27 @@ class OptimConfig(Strict):
         return v
 
 
-class StageConfig(OptimConfig):
+class TeacherConfig(OptimConfig):
     losses: list[LossSpec] = Field(min_length=1)
     # the teacher's outputs that the students learn from, on the training samples without any label (a target
     # domain's paired windows), come from the teacher with its batch norms re-estimated on those samples (AdaBN)
     adabn_unlabelled: bool = False
+    # where the candidates' embeddings come from (TEACHER_CONCEPTS): ``gnn`` (section ``gnn``) or ``annotations``
+    # (the teacher's own encoder reading each candidate's links, e.g. {name: annotations, max_items: 64})
+    concepts: Part = Part(name="gnn")
     _buildable = field_validator("losses")(_buildable_losses)
+
+    @field_validator("concepts")
+    @classmethod
+    def _concept_source(cls, v: Part) -> Part:
+        """An unknown source or a setting it does not take fails at load, naming it."""
+        from .train.teacher_concepts import SUPPLIED, TEACHER_CONCEPTS
+
+        try:
+            TEACHER_CONCEPTS.check_params(v.name, v.params, supplied=SUPPLIED)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return v
 
 
 class MethodConfig(Strict):
@@ -408,7 +423,7 @@ class RunConfig(Strict):
     text: TextConfig = TextConfig()
     space: SpaceConfig = SpaceConfig()
     gnn: GNNConfig = GNNConfig()
-    teacher: StageConfig
+    teacher: TeacherConfig
     student: StudentConfig
     calibration: CalibrationConfig = CalibrationConfig()
     train: TrainConfig = TrainConfig()

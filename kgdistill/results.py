@@ -99,7 +99,7 @@ def finish_run(cfg: RunConfig, rd: RunDir, task: Task, model: DistilledModel, de
         "run_id": rd.info["run_id"], "dataset": task.ds.name, "num_candidates": task.num_candidates,
         "num_seen": int(task.seen.sum()), "num_unseen": int((~task.seen).sum()),
         "num_test": int(len(task.idx("test"))), **chance_fields(task.num_candidates),
-        "roles": asdict(model.roles), "calibration_pass": {"ran": why is None, "reason": why},
+        "roles": asdict(model.roles) | {"teacher_concepts": model.config.teacher.concepts.name}, "calibration_pass": {"ran": why is None, "reason": why},
         "methods": methods, "training": training, "warnings": warnings,
         **({"independent_graph": task.ds.meta["independent_graph"]} if "independent_graph" in task.ds.meta else {}),
         **extra,

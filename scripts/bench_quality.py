@@ -104,6 +104,12 @@ HPO_QUICK = ("data.hpo.num_diseases=16", "data.hpo.train_per_disease=8", "data.h
              "data.hpo.test_per_disease=3", "teacher.epochs=8", "student.epochs=6", *QUICK_STUDENT)
 PATIENTS_QUICK = ("teacher.epochs=10", "student.epochs=8", *QUICK_STUDENT)
 PATIENT_METHODS = (*BASELINES, "kg_guided")   # the issue's students (the graph-term ablations left out: time)
+# the teacher's concept points read by its own encoder from each disease's annotations, no GNN; its steps cost a
+# fraction of the GNN's, so smaller batches (more steps)
+ANNOTATION_TEACHER = ("teacher.concepts=annotations", "teacher.batch_size=256")
+KG_FEATURE = "student.methods.kg_guided.losses=" + json.dumps([
+    {"name": "ce", "weight": 1.0}, {"name": "kd", "weight": 1.0, "temperature": 4.0}, {"name": "anchor", "weight": 0.5},
+    {"name": "graph_relational", "weight": 1.0, "alpha": 0.5}, {"name": "feature", "weight": 1.0, "metric": "cosine"}])
 # probes aimed at target 3: cross-entropy against labels smoothed along the graph (smoothing 0.2 and beta 10 fixed
 # beforehand, not tuned), in place of kg_guided's own cross-entropy (kg_soft: every other term is kg_guided's, read
 # from bench_methods.yaml so the probe changes that one term only), and for the teacher, so that KD carries
@@ -193,6 +199,11 @@ TASKS = {
                                     "(annotations as released: they cite many store papers)",
                                     overrides=("data.patients.graph=published",), quick=PATIENTS_QUICK,
                                     baseline_reads_graph=True, hpo_two_labels=True, gnn=(), patients=True, methods=PATIENT_METHODS),
+    "patients_annotations": BenchTask("patients", "patients_independent with the teacher's concept points read by "
+                                      "its own encoder from each disease's annotations (teacher.concepts: "
+                                      "annotations; no GNN), batches of 256", overrides=ANNOTATION_TEACHER,
+                                      quick=PATIENTS_QUICK, baseline_reads_graph=True, hpo_two_labels=True,
+                                      gnn=(), patients=True, methods=PATIENT_METHODS, all_labels=False),
     "patients_quick_independent": BenchTask("patients_quick", "real patients, quick form: the store's 512 diseases as "
                                             "candidates, shorter training, independent graph",
                                             quick=PATIENTS_QUICK, baseline_reads_graph=True, hpo_two_labels=True,
@@ -207,6 +218,20 @@ TASKS = {
                                          overrides=("student.methods.kg_guided.concepts=gnn_residual",),
                                          quick=PATIENTS_QUICK, baseline_reads_graph=True, hpo_two_labels=True,
                                          gnn=(), patients=True, methods=PATIENT_METHODS, all_labels=False),
+    "patients_quick_annotations": BenchTask("patients_quick", "probe: patients_quick_independent with the teacher's "
+                                            "concept points read by its own encoder from each disease's annotations "
+                                            "(teacher.concepts: annotations; no GNN), trained for 40 epochs of "
+                                            "256", overrides=ANNOTATION_TEACHER,
+                                            quick=(*PATIENTS_QUICK, "teacher.epochs=40"), baseline_reads_graph=True,
+                                            hpo_two_labels=True, gnn=(), patients=True, methods=PATIENT_METHODS,
+                                            all_labels=False),
+    "patients_quick_annotations_feature": BenchTask("patients_quick", "probe: patients_quick_annotations with kg_guided "
+                                                    "also matching the teacher's embedding of each training note "
+                                                    "(feature, cosine): the teacher's space reaches unseen diseases",
+                                                    overrides=(*ANNOTATION_TEACHER, KG_FEATURE),
+                                                    quick=(*PATIENTS_QUICK, "teacher.epochs=40"),
+                                                    baseline_reads_graph=True, hpo_two_labels=True, gnn=(),
+                                                    patients=True, methods=("kd", "kg_guided"), all_labels=False),
 }
 # issue 17, CWRU bearings (data.source: bearings, the packaged bearings config): drive-end teacher, fan-end student
 BEARING_METHODS = PATIENT_METHODS

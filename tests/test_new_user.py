@@ -85,9 +85,12 @@ def test_the_report_says_what_ran_and_what_each_row_is(tmp_path):
     m = _metrics(8, roles=roles, calibration_pass={"ran": False, "reason": "calibration.enabled is false"},
                  warnings=["the teacher ranks validation samples worse than the student trained alone"])
     text = write_report(rd, m).read_text()
+    m["roles"]["teacher_concepts"] = "annotations"
+    assert "concept embeddings from `annotations` (teacher.concepts)" in write_report(rd, m).read_text()
     assert "No calibration: calibration.enabled is false" in text and "chosen on validation" not in text
     assert "patients" not in text
-    assert "Teacher: modality `pix` (vector); student: modality `fou` (vector)." in text
+    assert ("Teacher: modality `pix` (vector), concept embeddings from `gnn` (teacher.concepts); student: modality "
+            "`fou` (vector).") in text
     assert "`nearest_centroid`: the labelled student samples' class centroids" in text
     assert "## Warnings" in text and "worse than the student trained alone" in text
     assert "Unseen top-1:" in text and "top-10" not in text  # 8 candidates: top-10 is always 100%

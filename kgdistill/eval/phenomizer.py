@@ -26,7 +26,7 @@ import torch
 
 from ..graph.inspect import HIERARCHY_RELATIONS
 from ..graph.kg import KnowledgeGraph
-from .text_baseline import TEXT_BASELINES, TextBaseline, _links, with_polarity
+from .text_baseline import TEXT_BASELINES, TextBaseline, with_polarity
 
 #: a denied finding's best-match average counts against a disease with this weight (fixed, not tuned)
 NEGATION_WEIGHT = 0.5
@@ -161,7 +161,7 @@ def graph_terms(kg: KnowledgeGraph, candidate_nodes: np.ndarray) -> tuple[np.nda
 
     ancestors = [sorted(up(i)) for i in range(len(terms))]
     annotations: list[list[int]] = [[] for _ in candidate_nodes]
-    for c, d, _ in _links(kg, candidate_nodes):
+    for c, d, _ in kg.out_links(candidate_nodes):
         if d in pos:
             annotations[c].append(pos[d])
     return terms, ancestors, annotations

@@ -16,13 +16,14 @@ ORDER = ("teacher", "text_baseline", "nearest_centroid", "prototype", "student_a
 
 # what each row is, by the kind of student (the report explains the rows a run has)
 ROW_MEANING = {
-    "teacher": "the rich modality's model (it trains the GNN; the students learn from it)",
+    "teacher": "the rich modality's model (it trains the concept embeddings, teacher.concepts; the students learn "
+               "from it)",
     "text_baseline": "training-free: each note compared with every concept's linked findings in the graph",
     "nearest_centroid": "the labelled student samples' class centroids (no graph; cannot rank unseen concepts)",
     "prototype": "the baseline row of a run made before it was named text_baseline / nearest_centroid",
     "student_alone": "the student trained on its few labels alone",
     "kd": "the student distilled from the teacher (KD), scored against a free embedding table",
-    "kg_guided": "the graph-guided student: scored against the GNN's concept embeddings"
+    "kg_guided": "the graph-guided student: scored against the teacher's frozen concept embeddings"
                  " (fused: plus beta x the text baseline)",
     "kg_guided_no_fusion": "the graph-guided student's own space, without the text baseline",
 }
@@ -87,8 +88,10 @@ def write_report(rd, metrics: dict) -> Path:
                   f"those patients ({g['recounted_to_zero']} to zero, {g['not_exact']} not exactly), {g['not_count']} "
                   f"kept as published (no count); {g['diseases_emptied']} candidates left without annotations.", ""]
     if roles:
-        lines += [f"Teacher: modality `{roles['teacher']}` ({roles['teacher_kind']}); student: modality "
-                  f"`{roles['student']}` ({roles['student_kind']}).", ""]
+        source = roles.get("teacher_concepts", "gnn")  # runs written before teacher.concepts: the GNN
+        lines += [f"Teacher: modality `{roles['teacher']}` ({roles['teacher_kind']}), concept embeddings from "
+                  f"`{source}` (teacher.concepts); student: modality `{roles['student']}` ({roles['student_kind']}).",
+                  ""]
     lines += [f"All figures in %, ranking each test sample over **all** candidate concepts. {_calibration_line(metrics)}",
               "", metrics_table(metrics), "", "What each row is:", ""]
     lines += [f"- `{r}`: {ROW_MEANING[r]}" for r in ORDER if r in m and r in ROW_MEANING]

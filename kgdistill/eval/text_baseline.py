@@ -80,16 +80,6 @@ def with_polarity(x: torch.Tensor, polarity: torch.Tensor | None, sign: float) -
 TEXT_BASELINES: Registry[type[TextBaseline]] = Registry("text baseline")
 
 
-def _links(kg: KnowledgeGraph, candidate_nodes: np.ndarray) -> list[tuple[int, int, float]]:
-    """(candidate index, linked node, weight) of every out-link of weight > 0; a candidate left with no link
-    links to its own node."""
-    pos = {int(n): i for i, n in enumerate(candidate_nodes)}
-    src, dst, w = kg.edge_src.tolist(), kg.edge_dst.tolist(), kg.edge_weight.tolist()
-    links = [(pos[s], d, x) for s, d, x in zip(src, dst, w) if s in pos and x > 0]
-    linked = {c for c, _, _ in links}
-    return links + [(i, int(n), 1.0) for i, n in enumerate(candidate_nodes) if i not in linked]
-
-
 def _batch_size(per_sample: int, max_elements: int) -> int:
     return max(1, max_elements // max(1, per_sample))
 
@@ -154,7 +144,7 @@ class ConceptLinks(TextBaseline):
 
     @classmethod
     def from_graph(cls, kg, candidate_nodes, name_emb) -> "ConceptLinks":
-        c, d, x = zip(*_links(kg, candidate_nodes))
+        c, d, x = zip(*kg.out_links(candidate_nodes))
         return cls(name_emb[torch.tensor(d)], torch.tensor(c), torch.tensor(x), len(candidate_nodes))
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -218,7 +208,7 @@ class LinkLikelihood(TextBaseline):
     def from_graph(cls, kg, candidate_nodes, name_emb, temperature: float = 0.05, floor: float = 1e-4,
                    parent_share: float = 0.3) -> "LinkLikelihood":
         cls.check_params(temperature=temperature, floor=floor, parent_share=parent_share)
-        links = _links(kg, candidate_nodes)
+        links = kg.out_links(candidate_nodes)
         cand = {int(n) for n in candidate_nodes}
         vocab = sorted({n for n in range(kg.num_nodes) if n not in cand} | {d for _, d, _ in links})
         col = {n: j for j, n in enumerate(vocab)}

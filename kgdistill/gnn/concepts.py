@@ -76,6 +76,49 @@ class GraphConcepts(nn.Module):
         return torch.cat([self._on_subgraph(c, every) for c in self.candidates.split(self.eval_chunk)])
 
 
+class AnnotationConcepts(nn.Module):
+    """Each candidate read by the teacher's own set encoder from the concepts it links to (a disease's annotated
+    findings): a dual encoder, so a candidate no patient was labelled with is placed by the very function that
+    places patients.  While training, each link is kept with its weight as probability (at least ``min_keep``;
+    the strongest always), so the encoder meets the candidates as sampled patients rather than as complete sets
+    several times longer than any patient's.  Computes only the ``rows`` a step trains on."""
+
+    computes_rows = True
+
+    def __init__(self, encoder: nn.Module, items: torch.Tensor, weights: torch.Tensor, min_keep: float = 0.1,
+                 eval_chunk: int = 1024):
+        super().__init__()
+        self.encoder = encoder
+        self.eval_chunk = eval_chunk
+        self.register_buffer("items", items.long(), persistent=False)
+        keep = torch.where(items >= 0, weights.float().clamp(min_keep, 1.0), torch.zeros_like(weights, dtype=torch.float))
+        keep[:, 0] = 1.0
+        self.register_buffer("keep", keep, persistent=False)
+
+    def forward(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        items, keep = (self.items, self.keep) if rows is None else (self.items[rows], self.keep[rows])
+        if not self.training:
+            return torch.cat([self.encoder(c) for c in items.split(self.eval_chunk)])
+        drop = torch.rand(keep.shape, device=keep.device) >= keep
+        return self.encoder(items.masked_fill(drop, -1))
+
+
+def linked_sets(kg, candidate_nodes, max_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each candidate's linked nodes, strongest first, padded with -1 to the longest set or ``max_items``
+    ([K, L] node indices, [K, L] link weights); a candidate with no link is read as itself."""
+    sets: list[list[tuple[float, int]]] = [[] for _ in candidate_nodes]
+    for c, d, w in kg.out_links(candidate_nodes):
+        sets[c].append((w, d))
+    width = min(max_items, max(len(s) for s in sets))
+    items = torch.full((len(sets), width), -1, dtype=torch.long)
+    weights = torch.zeros(len(sets), width)
+    for i, s in enumerate(sets):
+        s = sorted(s, key=lambda t: (-t[0], t[1]))[:width]
+        items[i, :len(s)] = torch.tensor([d for _, d in s])
+        weights[i, :len(s)] = torch.tensor([w for w, _ in s])
+    return items, weights
+
+
 class LearnedConcepts(nn.Module):
     """A free embedding per candidate: the classic classifier head, blind to the graph."""
 

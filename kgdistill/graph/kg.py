@@ -59,6 +59,15 @@ class KnowledgeGraph:
     def idx(self, node_id: str) -> int:
         return self.index[node_id]
 
+    def out_links(self, nodes: Sequence[int]) -> list[tuple[int, int, float]]:
+        """(position in ``nodes``, linked node, weight) of every out-link of weight > 0 (a disease's annotated
+        findings with their frequencies); a node left with no link links to itself."""
+        pos = {int(n): i for i, n in enumerate(nodes)}
+        src, dst, w = self.edge_src.tolist(), self.edge_dst.tolist(), self.edge_weight.tolist()
+        links = [(pos[s], d, x) for s, d, x in zip(src, dst, w) if s in pos and x > 0]
+        linked = {c for c, _, _ in links}
+        return links + [(i, int(n), 1.0) for i, n in enumerate(nodes) if i not in linked]
+
     def relation_counts(self) -> dict[str, int]:
         counts = np.bincount(self.edge_rel, minlength=len(self.relations))
         return {r: int(c) for r, c in zip(self.relations, counts)}

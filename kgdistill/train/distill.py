@@ -1,6 +1,7 @@
 """Teacher stage, then every student variant, on a chosen set of trained concepts.
 
-The teacher (rich modality) and the GNN are trained together, so the GNN's concept
+The teacher (rich modality) and its concept source (the GNN, or the teacher's own encoder
+reading each concept's links: ``teacher.concepts``) are trained together, so their concept
 embeddings become the shared space.  Students (cheap modality) are then trained
 against those frozen embeddings (``concepts: gnn``) or against a free embedding
 table (``concepts: learned``, the classic baselines), with the teacher's outputs
@@ -17,10 +18,7 @@ import torch
 from ..config import RunConfig
 from ..encoders import embed
 from ..encoders.adabn import adapt_batch_norm
-from ..gnn import GNNS
-from ..gnn.concepts import GraphConcepts, cosine_logits
-from ..gnn.features import principal_components
-from ..gnn.sampling import NeighbourSampler
+from ..gnn.concepts import cosine_logits
 from ..losses import WeightedLoss
 from ..model import DistilledModel, Roles, build_student, build_teacher_encoder, input_tables
 from ..task import Task
@@ -28,21 +26,15 @@ from .device import to_device
 from .distributed import DistContext, context
 from .logger import StageLogger
 from .state import StageCheckpoint
+from .teacher_concepts import TEACHER_CONCEPTS
 from .trainer import StageData, StageResult, StageSettings, fit_stage
 
 
-def build_teacher(cfg: RunConfig, task: Task) -> tuple[torch.nn.Module, GraphConcepts]:
-    """The teacher's encoder and the GNN over the whole graph that it trains."""
+def build_teacher(cfg: RunConfig, task: Task) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The teacher's encoder and the concept source trained with it (``teacher.concepts``)."""
     enc = build_teacher_encoder(cfg, task.teacher)
-    sampled = bool(cfg.gnn.num_neighbors)
-    x = task.node_features
-    if cfg.gnn.input_dim is not None:
-        x = principal_components(x, cfg.gnn.input_dim)
-    gnn = GNNS.build(cfg.gnn.name, in_dim=x.shape[1], out_dim=cfg.space.dim,
-                     num_relations=len(task.graph_data.relations), fixed_graph=not sampled, **cfg.gnn.build_params())
-    sampler = NeighbourSampler(task.graph_data.edge_index, x.shape[0], cfg.gnn.num_neighbors) if sampled else None
-    return enc, GraphConcepts(gnn, x, task.graph_data, torch.as_tensor(task.cand_nodes),
-                              cfg.gnn.self_feature_dropout, sampler, cfg.gnn.eval_chunk)
+    src = cfg.teacher.concepts
+    return enc, TEACHER_CONCEPTS.build(src.name, cfg=cfg, task=task, encoder=enc, **src.params)
 
 
 @dataclass
@@ -77,7 +69,7 @@ def teacher_data(task: Task, p: PassData, device: torch.device) -> StageData:
 
 
 @torch.no_grad()
-def teacher_targets(t_enc: torch.nn.Module, t_concepts: GraphConcepts, t_data: StageData, cand: torch.Tensor,
+def teacher_targets(t_enc: torch.nn.Module, t_concepts: torch.nn.Module, t_data: StageData, cand: torch.Tensor,
                     temperature: float, adabn_unlabelled: bool = False
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The frozen concept embeddings [K, d], and the teacher's embeddings and logits of the training samples.
@@ -137,7 +129,7 @@ def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.de
     concepts, z_t, logits_t = teacher_targets(t_enc, t_concepts, t_data, p.cand, cfg.space.temperature,
                                               cfg.teacher.adabn_unlabelled)
     model = DistilledModel(cfg, task.candidates, torch.as_tensor(task.seen), concepts, {}, task_roles(task),
-                           teacher=t_enc, teacher_gnn=t_concepts.gnn, text_baseline=task.text_baseline,
+                           teacher=t_enc, teacher_gnn=getattr(t_concepts, "gnn", None), text_baseline=task.text_baseline,
                            input_scaling=input_tables(task.student))
     s_data = student_data(task, p, device, z_t, logits_t)
     for i, (name, method) in enumerate(cfg.student.methods.items()):

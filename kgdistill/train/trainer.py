@@ -88,7 +88,11 @@ class _StageModel(nn.Module):
         self.candidates, self.frozen = candidates, frozen
 
     def concept_matrix(self) -> torch.Tensor:
-        return self.frozen if self.frozen is not None else self.concepts()[self.candidates]
+        if self.frozen is not None:
+            return self.frozen
+        if getattr(self.concepts, "computes_rows", False):  # e.g. AnnotationConcepts: only the trained rows
+            return self.concepts(self.candidates)
+        return self.concepts()[self.candidates]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(x), self.concept_matrix()
@@ -157,8 +161,9 @@ class StageLoop:
         self.dist = dist or DistContext()
         self.start = time.perf_counter()
         self.trainable_concepts = any(p.requires_grad for p in concepts.parameters())
-        groups = param_groups(encoder, settings.lr, [p for p in concepts.parameters() if p.requires_grad]
-                              if self.trainable_concepts else [])
+        shared = {id(p) for p in encoder.parameters()}  # a source may read through the encoder (AnnotationConcepts)
+        groups = param_groups(encoder, settings.lr, [p for p in concepts.parameters()
+                                                     if p.requires_grad and id(p) not in shared])
         self.params = [p for g in groups for p in g["params"]]
         self.opt = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
         total_steps = settings.epochs * max(1, math.ceil(len(data.x) / settings.batch_size)) + 1
