@@ -91,7 +91,7 @@ class AnnotationConcepts(nn.Module):
         self.encoder = encoder
         self.eval_chunk = eval_chunk
         self.register_buffer("items", items.long(), persistent=False)
-        keep = torch.where(items >= 0, weights.float().clamp(min_keep, 1.0), torch.zeros_like(weights, dtype=torch.float))
+        keep = torch.where(items >= 0, weights.float().clamp(min_keep, 1.0), 0.0)
         keep[:, 0] = 1.0
         self.register_buffer("keep", keep, persistent=False)
 

@@ -129,7 +129,8 @@ def fit_models(cfg: RunConfig, task: Task, trained: np.ndarray, device: torch.de
     concepts, z_t, logits_t = teacher_targets(t_enc, t_concepts, t_data, p.cand, cfg.space.temperature,
                                               cfg.teacher.adabn_unlabelled)
     model = DistilledModel(cfg, task.candidates, torch.as_tensor(task.seen), concepts, {}, task_roles(task),
-                           teacher=t_enc, teacher_gnn=getattr(t_concepts, "gnn", None), text_baseline=task.text_baseline,
+                           teacher=t_enc, teacher_gnn=getattr(t_concepts, "gnn", None),
+                           text_baseline=task.text_baseline,
                            input_scaling=input_tables(task.student))
     s_data = student_data(task, p, device, z_t, logits_t)
     for i, (name, method) in enumerate(cfg.student.methods.items()):
