@@ -317,7 +317,7 @@ class TeacherConfig(OptimConfig):
     @classmethod
     def _concept_source(cls, v: Part) -> Part:
         """An unknown source or a setting it does not take fails at load, naming it."""
-        from .train.teacher_concepts import SUPPLIED, TEACHER_CONCEPTS
+        from .gnn.teacher_concepts import SUPPLIED, TEACHER_CONCEPTS
 
         try:
             TEACHER_CONCEPTS.check_params(v.name, v.params, supplied=SUPPLIED)

@@ -11,7 +11,7 @@ from kgdistill.errors import ConfigError
 from kgdistill.gnn.concepts import AnnotationConcepts, cosine_logits, linked_sets
 from kgdistill.graph.kg import GraphBuilder
 from kgdistill.losses import WeightedLoss
-from kgdistill.train.teacher_concepts import annotation_concepts
+from kgdistill.gnn.teacher_concepts import annotation_concepts
 from kgdistill.train.trainer import StageData, StageSettings, StageLoop
 
 

@@ -19,6 +19,7 @@ from ..config import RunConfig
 from ..encoders import embed
 from ..encoders.adabn import adapt_batch_norm
 from ..gnn.concepts import cosine_logits
+from ..gnn.teacher_concepts import TEACHER_CONCEPTS
 from ..losses import WeightedLoss
 from ..model import DistilledModel, Roles, build_student, build_teacher_encoder, input_tables
 from ..task import Task
@@ -26,7 +27,6 @@ from .device import to_device
 from .distributed import DistContext, context
 from .logger import StageLogger
 from .state import StageCheckpoint
-from .teacher_concepts import TEACHER_CONCEPTS
 from .trainer import StageData, StageResult, StageSettings, fit_stage
 
 

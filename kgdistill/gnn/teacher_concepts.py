@@ -12,13 +12,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..encoders.concept_set import ConceptSetEncoder
 from ..errors import ConfigError
-from ..gnn import GNNS
-from ..gnn.concepts import AnnotationConcepts, GraphConcepts, linked_sets
-from ..gnn.features import principal_components
-from ..gnn.sampling import NeighbourSampler
 from ..registry import Registry
+from .base import GNNS
+from .concepts import AnnotationConcepts, GraphConcepts, linked_sets
+from .features import principal_components
+from .sampling import NeighbourSampler
 
 TEACHER_CONCEPTS: Registry[Callable[..., nn.Module]] = Registry("teacher concept source")
 SUPPLIED = ("cfg", "task", "encoder")  # what build_teacher passes every factory
@@ -42,7 +41,7 @@ def graph_concepts(cfg, task, encoder: nn.Module) -> GraphConcepts:
 def annotation_concepts(cfg, task, encoder: nn.Module, max_items: int = 64, min_keep: float = 0.1
                         ) -> AnnotationConcepts:
     """The teacher's encoder over each candidate's links, strongest ``max_items`` (see ``AnnotationConcepts``)."""
-    if not isinstance(encoder, ConceptSetEncoder):
+    if "concept_set" not in getattr(encoder, "kinds", ()):  # it reads node indices, as the links are
         raise ConfigError(f"teacher.concepts: 'annotations' needs a teacher that reads sets of graph concepts "
                           f"(teacher.encoder.name: concept_set); this teacher's encoder is {type(encoder).__name__}")
     if max_items < 1 or not 0.0 < min_keep <= 1.0:
