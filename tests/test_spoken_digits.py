@@ -156,5 +156,6 @@ def test_the_demo_runs_from_the_cli_and_writes_its_data_into_the_run(cli, tmp_pa
     assert ds.modalities["voice"].values.shape == (2700, 2000) and ds.modalities["digit_image"].kind == "image"
     m = json.loads((out / "metrics.json").read_text())
     assert (m["num_test"], m["num_seen"], m["num_unseen"]) == (1000, 8, 2)
-    assert m["roles"] == {"teacher": "digit_image", "teacher_kind": "image", "student": "voice", "student_kind": "audio"}
+    assert m["roles"] == {"teacher": "digit_image", "teacher_kind": "image", "student": "voice", "student_kind": "audio",
+                          "teacher_concepts": "gnn"}
     assert set(m["methods"]) >= {"teacher", "student_alone", "kd", "kg_guided"}
