@@ -9,9 +9,9 @@ from kgdistill.config import validate_config
 from kgdistill.encoders.concept_set import ConceptSetEncoder
 from kgdistill.errors import ConfigError
 from kgdistill.gnn.concepts import AnnotationConcepts, cosine_logits, linked_sets
+from kgdistill.gnn.teacher_concepts import annotation_concepts
 from kgdistill.graph.kg import GraphBuilder
 from kgdistill.losses import WeightedLoss
-from kgdistill.gnn.teacher_concepts import annotation_concepts
 from kgdistill.train.trainer import StageData, StageSettings, StageLoop
 
 
@@ -37,23 +37,10 @@ def test_linked_sets_are_strongest_first_padded_and_truncated():
     assert wide.shape == (2, 3)  # as wide as the longest set, not max_items
 
 
-class Recorder(nn.Module):
-    """Stands in for the encoder: keeps every batch of sets it is given."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x):
-        self.seen.append(x.clone())
-        return x.float()
-
-
 def test_training_keeps_each_link_with_its_weight_and_always_the_strongest():
     items = torch.tensor([[10, 11, 12], [13, -1, -1]])
     weights = torch.tensor([[0.05, 0.3, 0.01], [0.2, 0.0, 0.0]])  # 0.05 stays first: it is the given order
-    rec = Recorder()
-    src = AnnotationConcepts(rec, items, weights, min_keep=0.1).train()
+    src = AnnotationConcepts(nn.Identity(), items, weights, min_keep=0.1).train()  # returns the sets it reads
     torch.manual_seed(0)
     draws = torch.stack([src() for _ in range(4000)])            # [4000, 2, 3]
     kept = (draws >= 0).float().mean(0)
