@@ -42,7 +42,7 @@ def _train(cfg, out: Optional[Path], quiet: bool, resume: bool = False, overwrit
 
 
 @app.command()
-def demo(quick: bool = typer.Option(False, "--quick", help="The task's reduced form (< 3 min on 2 CPU cores)."),
+def demo(quick: bool = typer.Option(False, "--quick", help="The task's reduced form (minutes on 2 CPU cores)."),
          task: Optional[str] = typer.Option(None, "--task", help="Which demo: patients (default: real published patients, "
                                                            "phenopacket-store), simulated, bearings, spoken-digits; see the README."),
          out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: a new folder under runs/)."),
