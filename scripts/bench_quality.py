@@ -111,9 +111,9 @@ PATIENT_METHODS = (*BASELINES, "kg_guided")   # the issue's students (the graph-
 # the teacher's concept points read by its own encoder from each disease's annotations, no GNN; its steps cost a
 # fraction of the GNN's, so smaller batches (more steps)
 ANNOTATION_TEACHER = ("teacher.concepts=annotations", "teacher.batch_size=256")
-KG_FEATURE = "student.methods.kg_guided.losses=" + json.dumps([
-    {"name": "ce", "weight": 1.0}, {"name": "kd", "weight": 1.0, "temperature": 4.0}, {"name": "anchor", "weight": 0.5},
-    {"name": "graph_relational", "weight": 1.0, "alpha": 0.5}, {"name": "feature", "weight": 1.0, "metric": "cosine"}])
+# kg_guided's own terms (bench_methods.yaml, as the patient runs read it) plus feature matching to the teacher
+KG_FEATURE = "student.methods.kg_guided.losses=" + json.dumps(
+    [*_packaged_method("bench_methods")["losses"], {"name": "feature", "weight": 1.0, "metric": "cosine"}])
 # probes aimed at target 3: cross-entropy against labels smoothed along the graph (smoothing 0.2 and beta 10 fixed
 # beforehand, not tuned), in place of kg_guided's own cross-entropy (kg_soft: every other term is kg_guided's, read
 # from bench_methods.yaml so the probe changes that one term only), and for the teacher, so that KD carries
