@@ -247,3 +247,28 @@ def test_mrr_chooses_where_no_stand_in_reaches_rank_one():
     assert by_mrr.val_seen_top1 == 0.5 and by_mrr.val_heldout_top1 == 0.0   # the saved figures stay top-1
     with pytest.raises(ValueError, match="expected top1 or mrr"):
         choose_calibration(scores, y, TRAINED, HELD, baseline, [0.0], [0.0], metric="top10")
+
+
+def test_a_negative_gamma_gives_crowded_out_seen_concepts_a_bonus():
+    """Unseen concepts whose embeddings are as good as the seen ones' can crowd them out: a seen patient's truth
+    sits just below a held-out concept.  A negative gamma (a bonus) restores them while the held-out patients,
+    far ahead of every trained concept, stay right; a grid of penalties only could not."""
+    rows, y = [], []
+    for i in range(10):  # trained patients: truth 0.7, a held-out concept 0.75
+        r = [0.2, 0.2, 0.2, 0.2, 0.75, 0.1]
+        r[i % 4] = 0.7
+        rows.append(r)
+        y.append(i % 4)
+    for i in range(10):  # held-out patients: truth 0.9, the best trained concept 0.6
+        r = [0.6, 0.1, 0.1, 0.1, 0.1, 0.1]
+        r[4 + i % 2] = 0.9
+        rows.append(r)
+        y.append(4 + i % 2)
+    scores, y = _scores(rows), torch.tensor(y)
+    penalties = choose_calibration(scores, y, TRAINED, HELD, None, GAMMAS, [0.0])
+    assert penalties.gamma == 0.0 and penalties.val_seen_top1 == 0.0
+    bonus = choose_calibration(scores, y, TRAINED, HELD, None, [-0.2, -0.1, *GAMMAS], [0.0])
+    assert bonus.gamma == -0.1  # -0.1 suffices (0.8 > 0.75, held-out 0.9 > 0.7); ties keep the smaller move
+    assert bonus.val_seen_top1 == 1.0 and bonus.val_heldout_top1 == 1.0
+    bumped = (scores - bonus.gamma * TRAINED.float()).argmax(1)
+    assert torch.equal(bumped, y)

@@ -1,5 +1,6 @@
-"""SetPooling.forward_table: training on the CPU runs the item layers on the real items only, and must give what
-the padded computation gives (same dropout draw, same outputs, same gradients)."""
+"""SetPooling.forward_table: on the CPU the item layers run on the real items only and the first layer on each
+distinct row once; training and evaluation must give what the padded computation gives (same dropout draw, same
+outputs, same gradients), and a traced (exported) graph keeps the padded computation."""
 from __future__ import annotations
 
 import torch
@@ -41,13 +42,54 @@ def test_packed_training_matches_the_padded_computation():
         assert torch.allclose(a, b, atol=1e-5)
 
 
-def test_packed_training_keeps_negation_and_extra():
+def _padded_signed(pool: SetPooling, table, idx, extra, negated) -> torch.Tensor:
+    """The padded computation with excluded items and extra vectors, written out."""
+    first = pool.item[0]
+    h = first(table[idx.clamp_min(0)])
+    h = torch.where(negated.unsqueeze(-1), 2 * first.bias - h, h) + extra
+    return pool._pool(pool.item[1:](h), idx >= 0)
+
+
+def test_packed_computation_keeps_negation_and_extra():
     table, idx = _inputs()
     negated = torch.zeros_like(idx, dtype=torch.bool)
     negated[1, :2] = True
     extra = torch.randn(*idx.shape, 8, generator=torch.Generator().manual_seed(3))
     torch.manual_seed(1)
     pool = SetPooling(6, 8, dropout=0.0)
-    packed = pool.train().forward_table(table, idx, extra, negated)
-    padded = pool.eval().forward_table(table, idx, extra, negated)   # eval: the padded path; dropout 0 either way
-    assert torch.allclose(packed, padded, atol=1e-6)
+    for mode in (pool.train, pool.eval):
+        mode()
+        assert torch.allclose(pool.forward_table(table, idx, extra, negated),
+                              _padded_signed(pool, table, idx, extra, negated), atol=1e-6)
+
+
+def test_evaluation_matches_the_padded_computation_for_small_and_large_tables():
+    """A table smaller than the batch's items (each distinct row once) and one far larger (rows gathered first)."""
+    _, idx = _inputs()
+    torch.manual_seed(1)
+    pool = SetPooling(6, 8, dropout=0.5).eval()
+    for rows in (40, 4000):
+        table = torch.randn(rows, 6, generator=torch.Generator().manual_seed(rows))
+        with torch.no_grad():
+            assert torch.allclose(pool.forward_table(table, idx), _padded(pool, table, idx), atol=1e-6)
+
+
+def test_a_traced_graph_keeps_the_padded_shapes():
+    """ONNX export traces forward_table: the traced graph must not bake in this batch's count of real items."""
+    table, idx = _inputs()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = SetPooling(6, 8, dropout=0.0)
+
+        def forward(self, t, i):
+            return self.pool.forward_table(t, i)
+    model = Pooled().eval()
+    pool = model.pool
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (table, idx), check_trace=False)
+    other = idx.clone()
+    other[1, :] = -1                                           # fewer real items than the traced batch
+    with torch.no_grad():
+        assert torch.allclose(traced(table, other), _padded(pool, table, other), atol=1e-6)

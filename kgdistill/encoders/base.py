@@ -81,6 +81,17 @@ def mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float 
     return nn.Sequential(*mods)
 
 
+def _first_layer(first: nn.Linear, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``first(table[rows])`` with each distinct row through the layer once when rows repeat (a batch's items
+    share concepts and sentences); a traced graph for export keeps data-independent ops."""
+    if torch.jit.is_tracing():
+        return first(table)[rows] if rows.numel() > table.shape[0] else first(table[rows])
+    if rows.numel() > table.shape[0] // 4:
+        uniq, inverse = torch.unique(rows, return_inverse=True)
+        return first(table[uniq])[inverse]
+    return first(table[rows])
+
+
 class SetPooling(nn.Module):
     """DeepSets over a padded set of item vectors: per-item MLP, then masked mean and max.
 
@@ -98,17 +109,16 @@ class SetPooling(nn.Module):
 
     def forward_table(self, table: torch.Tensor, idx: torch.Tensor, extra: torch.Tensor | None = None,
                       negated: torch.Tensor | None = None) -> torch.Tensor:
-        """Items given as rows of a table (concepts, sentences): the first linear layer runs on whichever is
-        smaller, the table or the gathered batch, so cost follows the batch, not the padding.  ``negated`` (bool per
+        """Items given as rows of a table (concepts, sentences): the first linear layer runs on each distinct row
+        the batch reads (:func:`_first_layer`), so cost follows the batch, not the padding or the table.  ``negated`` (bool per
         item): such an item enters as the negation of its row, ``W(-x) + b = 2b - (Wx + b)`` (an absent finding);
-        the others are computed exactly as without it.  Training on the CPU runs the item layers on the real items
-        only (:meth:`_packed_rest`): notes fill about a quarter of their padded slots."""
+        the others are computed exactly as without it.  On the CPU the item layers run on the real items only
+        (:meth:`_packed_rest`): notes fill about a quarter of their padded slots."""
         mask = idx >= 0
-        packed = self.training and idx.device.type == "cpu"
+        packed = idx.device.type == "cpu" and not torch.jit.is_tracing()  # an exported graph keeps fixed shapes
         pick = (lambda t: t[mask]) if packed else (lambda t: t)
         first = self.item[0]
-        rows = pick(idx.clamp_min(0))
-        h = first(table)[rows] if idx.numel() > table.shape[0] else first(table[rows])
+        h = _first_layer(first, table, pick(idx.clamp_min(0)))
         if negated is not None:
             h = torch.where(pick(negated).unsqueeze(-1), 2 * first.bias - h, h)
         if extra is not None:
@@ -121,9 +131,11 @@ class SetPooling(nn.Module):
         so it draws the very mask it would draw over the padded batch: training follows the same random stream
         and gives the same figures as computing every slot."""
         act, drop, last = self.item[1:]
-        noise = drop(torch.ones(*mask.shape, h.shape[-1], dtype=h.dtype, device=h.device))
+        h = act(h)
+        if drop.training and drop.p > 0:  # (dropout draws nothing when off, so skipping it keeps the stream)
+            h = h * drop(torch.ones(*mask.shape, h.shape[-1], dtype=h.dtype, device=h.device))[mask]
         out = h.new_zeros(*mask.shape, last.out_features)
-        out[mask] = last(act(h) * noise[mask])
+        out[mask] = last(h)
         return out
 
     def _pool(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

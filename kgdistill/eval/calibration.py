@@ -1,7 +1,8 @@
 """Generalised zero-shot calibration, chosen on validation data only.
 
 A model trained on seen concepts scores them higher than unseen ones; calibrated
-stacking (Chao et al. 2016) subtracts ``gamma`` from every seen concept's score.
+stacking (Chao et al. 2016) subtracts ``gamma`` from every seen concept's score (a negative one is a bonus, for
+when unseen concepts' embeddings crowd out the seen ones).
 Graph-guided students may also add ``beta`` times the training-free text baseline's
 score.  Both are picked on validation patients where some *seen* concepts were held
 out of training to stand in for unseen ones, so unseen concepts are never tuned on.
@@ -129,7 +130,7 @@ def choose_calibration(scores: torch.Tensor, y: torch.Tensor, trained_mask: torc
             a, b, t, h = figures(Calibration(gamma, beta))
             if a + b < a0 + b0:  # gives up more trained accuracy than it gains on held-out concepts
                 continue
-            key = (harmonic_mean(a, b), a, -gamma - beta)
+            key = (harmonic_mean(a, b), a, -abs(gamma) - beta)  # ties: the smallest move
             if key > best[:3]:
                 best = (*key, Calibration(gamma, beta, t, h))
     return best[3]
