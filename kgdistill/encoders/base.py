@@ -110,10 +110,10 @@ class SetPooling(nn.Module):
     def forward_table(self, table: torch.Tensor, idx: torch.Tensor, extra: torch.Tensor | None = None,
                       negated: torch.Tensor | None = None) -> torch.Tensor:
         """Items given as rows of a table (concepts, sentences): the first linear layer runs on each distinct row
-        the batch reads (:func:`_first_layer`), so cost follows the batch, not the padding or the table.  ``negated`` (bool per
-        item): such an item enters as the negation of its row, ``W(-x) + b = 2b - (Wx + b)`` (an absent finding);
-        the others are computed exactly as without it.  On the CPU the item layers run on the real items only
-        (:meth:`_packed_rest`): notes fill about a quarter of their padded slots."""
+        the batch reads (:func:`_first_layer`), so cost follows the batch, not the padding or the table.
+        ``negated`` (bool per item): such an item enters as the negation of its row, ``W(-x) + b = 2b - (Wx + b)``
+        (an absent finding); the others are computed exactly as without it.  On the CPU the item layers run on the
+        real items only (:meth:`_packed_rest`): notes fill about a quarter of their padded slots."""
         mask = idx >= 0
         packed = idx.device.type == "cpu" and not torch.jit.is_tracing()  # an exported graph keeps fixed shapes
         pick = (lambda t: t[mask]) if packed else (lambda t: t)
