@@ -83,8 +83,10 @@ def mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float 
 
 def _first_layer(first: nn.Linear, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """``first(table[rows])`` with each distinct row through the layer once when rows repeat (a batch's items
-    share concepts and sentences); a traced graph for export keeps data-independent ops."""
-    if torch.jit.is_tracing():
+    share concepts and sentences).  Finding them has a data-dependent size, so a traced graph for export and an
+    accelerator (where it would wait on the device every step) run the layer on the table or the gathered rows,
+    whichever is smaller."""
+    if torch.jit.is_tracing() or rows.device.type != "cpu":
         return first(table)[rows] if rows.numel() > table.shape[0] else first(table[rows])
     if rows.numel() > table.shape[0] // 4:
         uniq, inverse = torch.unique(rows, return_inverse=True)
