@@ -81,12 +81,12 @@ def mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float 
     return nn.Sequential(*mods)
 
 
-def _first_layer(first: nn.Linear, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``first(table[rows])`` with each distinct row through the layer once when rows repeat (a batch's items
-    share concepts and sentences).  Finding them has a data-dependent size, so a traced graph for export and an
-    accelerator (where it would wait on the device every step) run the layer on the table or the gathered rows,
-    whichever is smaller."""
-    if torch.jit.is_tracing() or rows.device.type != "cpu":
+def _first_layer(first: nn.Linear, table: torch.Tensor, rows: torch.Tensor, distinct: bool) -> torch.Tensor:
+    """``first(table[rows])``; with ``distinct``, each distinct row through the layer once when rows repeat (a
+    batch's items share concepts and sentences).  Finding them has a data-dependent size, so without it (a traced
+    graph for export; an accelerator, where it would wait on the device every step) the layer runs on the table or
+    the gathered rows, whichever is smaller."""
+    if not distinct:
         return first(table)[rows] if rows.numel() > table.shape[0] else first(table[rows])
     if rows.numel() > table.shape[0] // 4:
         uniq, inverse = torch.unique(rows, return_inverse=True)
@@ -117,10 +117,12 @@ class SetPooling(nn.Module):
         (an absent finding); the others are computed exactly as without it.  On the CPU the item layers run on the
         real items only (:meth:`_packed_rest`): notes fill about a quarter of their padded slots."""
         mask = idx >= 0
-        packed = idx.device.type == "cpu" and not torch.jit.is_tracing()  # an exported graph keeps fixed shapes
+        # data-dependent shapes only in eager CPU code: an exported graph keeps fixed shapes, and on an accelerator
+        # they would wait on the device
+        packed = idx.device.type == "cpu" and not torch.jit.is_tracing()
         pick = (lambda t: t[mask]) if packed else (lambda t: t)
         first = self.item[0]
-        h = _first_layer(first, table, pick(idx.clamp_min(0)))
+        h = _first_layer(first, table, pick(idx.clamp_min(0)), distinct=packed)
         if negated is not None:
             h = torch.where(pick(negated).unsqueeze(-1), 2 * first.bias - h, h)
         if extra is not None:
