@@ -131,15 +131,11 @@ class SetPooling(nn.Module):
 
     def _packed_rest(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The item layers after the first on the real items ``h`` [R, hidden], scattered into the padded
-        [B, n, hidden] (zero at padding, which pooling ignores).  Dropout is applied to a padded tensor of ones,
-        so it draws the very mask it would draw over the padded batch: training follows the same random stream
-        and gives the same figures as computing every slot."""
-        act, drop, last = self.item[1:]
-        h = act(h)
-        if drop.training and drop.p > 0:  # (dropout draws nothing when off, so skipping it keeps the stream)
-            h = h * drop(torch.ones(*mask.shape, h.shape[-1], dtype=h.dtype, device=h.device))[mask]
-        out = h.new_zeros(*mask.shape, last.out_features)
-        out[mask] = last(h)
+        [B, n, hidden] (zero at padding, which pooling ignores).  Dropout draws its mask for the real items only:
+        drawing it over every padded slot was a fifth of a teacher step on the real-patient task (padding fills
+        most of a batch), for slots that pooling ignores."""
+        out = h.new_zeros(*mask.shape, self.item[-1].out_features)
+        out[mask] = self.item[1:](h)
         return out
 
     def _pool(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
