@@ -131,7 +131,9 @@ def test_a_run_with_annotation_concepts_ranks_unseen_diseases_and_is_read_back_a
     from kgdistill.pipeline import run_pipeline
     from kgdistill.reevaluate import evaluate_run
 
-    rd = run_pipeline(tiny_config_with("teacher.concepts=annotations", "teacher.epochs=15", "eval.plots=false"),
+    # 8 test patients per disease: the 2 unseen diseases give 16, enough to tell a model from chance at ALPHA
+    rd = run_pipeline(tiny_config_with("teacher.concepts=annotations", "teacher.epochs=15", "eval.plots=false",
+                                       "data.hpo.test_per_disease=8"),
                       tmp_path / "run", progress=False, log=lambda *_: None).path
     m = json.loads((rd / "metrics.json").read_text())
     assert m["roles"]["teacher_concepts"] == "annotations"

@@ -111,3 +111,19 @@ def test_a_traced_graph_keeps_the_padded_shapes():
     other[1, :] = -1                                           # fewer real items than the traced batch
     with torch.no_grad():
         assert torch.allclose(traced(table, other), _padded(pool, table, other), atol=1e-6)
+
+
+def test_training_is_bitwise_repeatable_on_the_cpu():
+    """Rows that repeat (a batch's items share concepts) must not make two identical steps differ: the backward of
+    plain indexing adds repeated rows' gradients in a thread-dependent order on the CPU."""
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(300, 64, generator=g)
+    idx = torch.randint(0, 300, (512, 32), generator=g)          # far more items than rows: the distinct-row path
+    idx[:, 20:] = -1
+    grads = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        pool = SetPooling(64, 128, dropout=0.1).train()
+        pool.forward_table(table, idx).pow(2).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in pool.parameters()]))
+    assert torch.equal(grads[0], grads[1])

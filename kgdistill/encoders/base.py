@@ -81,17 +81,24 @@ def mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float 
     return nn.Sequential(*mods)
 
 
+def take_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``t[rows]`` for long ``rows`` of any shape, through ``index_select``: where rows repeat, the backward of
+    ``t[rows]`` on the CPU adds their gradients in a thread-dependent order (runs with one seed differed from the
+    first epoch); ``index_select``'s is deterministic."""
+    return t.index_select(0, rows.reshape(-1)).reshape(*rows.shape, t.shape[-1])
+
+
 def _first_layer(first: nn.Linear, table: torch.Tensor, rows: torch.Tensor, distinct: bool) -> torch.Tensor:
     """``first(table[rows])``; with ``distinct``, each distinct row through the layer once when rows repeat (a
     batch's items share concepts and sentences).  Finding them has a data-dependent size, so without it (a traced
     graph for export; an accelerator, where it would wait on the device every step) the layer runs on the table or
     the gathered rows, whichever is smaller."""
     if not distinct:
-        return first(table)[rows] if rows.numel() > table.shape[0] else first(table[rows])
+        return take_rows(first(table), rows) if rows.numel() > table.shape[0] else first(take_rows(table, rows))
     if rows.numel() > table.shape[0] // 4:
         uniq, inverse = torch.unique(rows, return_inverse=True)
-        return first(table[uniq])[inverse]
-    return first(table[rows])
+        return take_rows(first(take_rows(table, uniq)), inverse)
+    return first(take_rows(table, rows))
 
 
 class SetPooling(nn.Module):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .base import ENCODERS, Encoder, SetPooling, mlp
+from .base import ENCODERS, Encoder, SetPooling, take_rows, mlp
 from .text_embedder import load_text_model, mean_pool
 
 MODES = ("frozen", "finetune", "lora")
@@ -152,7 +152,7 @@ class TextEncoder(Encoder):
                              max_length=self.max_length, return_tensors="pt").to(x.device)
         hidden = self.transformer(**enc).last_hidden_state
         vecs = nn.functional.normalize(mean_pool(hidden.float(), enc["attention_mask"]), dim=-1)
-        return vecs[inverse]
+        return take_rows(vecs, inverse)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, negated = self._signed(x)
