@@ -1,21 +1,18 @@
 """The real-patient benchmark's targets (issue 16), checked by scripts/bench_quality.py from seed means."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from script_loader import load_script  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def bq():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_quality.py"
-    spec = importlib.util.spec_from_file_location("bench_quality_patients", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench_quality", "bench_quality_patients")
 
 
 def _summary(rows: dict[str, dict[str, float]]) -> dict:

@@ -2,22 +2,19 @@
 pairs alone, notes become the signed concept sets the teacher reads, and the ceiling picks the best grid point."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from script_loader import load_script  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def probe():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "probe_note_reading.py"
-    spec = importlib.util.spec_from_file_location("probe_note_reading", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("probe_note_reading", "probe_note_reading")
 
 
 def test_the_reader_learns_sentence_terms_from_patient_level_pairs(probe):
