@@ -104,27 +104,24 @@ def note_sets(x: torch.Tensor, term_of_sentence: torch.Tensor, polarity: torch.T
     return torch.where((x >= 0) & (polarity[rows] != 0), signed, torch.full_like(x, -1))
 
 
-def figures(scores: torch.Tensor, y: torch.Tensor, seen_truth: torch.Tensor) -> dict[str, float]:
-    from kgdistill.eval.metrics import ranks_of_truth
+def figures(scores: torch.Tensor, y: torch.Tensor, seen: torch.Tensor) -> dict[str, float]:
+    """Seen, unseen and all-patient top-1 / top-10 in %, and H; ``seen`` per candidate."""
+    from kgdistill.eval.metrics import grouped_metrics, harmonic_mean
 
-    r = ranks_of_truth(scores, y)
-    out = {}
-    for part, m in (("seen", seen_truth), ("unseen", ~seen_truth)):
-        out[f"{part}_top1"] = 100 * (r[m] == 1).float().mean().item()
-        out[f"{part}_top10"] = 100 * (r[m] <= 10).float().mean().item()
-    out["all_top1"] = 100 * (r == 1).float().mean().item()
-    out["all_top10"] = 100 * (r <= 10).float().mean().item()
-    s, u = out["seen_top1"], out["unseen_top1"]
-    out["H"] = 2 * s * u / (s + u) if s + u else 0.0
+    g = grouped_metrics(scores, y, seen, (1, 10))
+    out = {f"{part}_top{k}": 100 * g[part][f"top{k}"] for part in ("seen", "unseen", "all") for k in (1, 10)}
+    out["H"] = harmonic_mean(out["seen_top1"], out["unseen_top1"])
     return out
 
 
 def ceilings(raw: torch.Tensor, base: torch.Tensor, seen: torch.Tensor, y: torch.Tensor) -> dict[str, dict]:
     """The grid points with the best test H and the best all-patient top-1 (optimistic bounds, chosen on test)."""
+    from kgdistill.eval.calibration import Calibration
+
     best: dict[str, dict] = {}
     for beta in BETAS:
         for gamma in GAMMAS:
-            f = {**figures(raw - gamma * seen.float() + beta * base, y, seen[y]), "gamma": gamma, "beta": beta}
+            f = {**figures(Calibration(gamma, beta).apply(raw, seen, base), y, seen), "gamma": gamma, "beta": beta}
             for key, metric in (("ceiling", "H"), ("ceiling_all", "all_top1")):
                 if key not in best or f[metric] > best[key][metric]:
                     best[key] = f
@@ -132,6 +129,7 @@ def ceilings(raw: torch.Tensor, base: torch.Tensor, seen: torch.Tensor, y: torch
 
 
 def probe(run: Path, epochs: int) -> dict:
+    from kgdistill.eval.calibration import Calibration
     from kgdistill.gnn.concepts import cosine_logits
     from kgdistill.model import DistilledModel
     from kgdistill.run_dir import RunDir
@@ -156,18 +154,19 @@ def probe(run: Path, epochs: int) -> dict:
     y, seen, xs = torch.as_tensor(task.y[te]), torch.as_tensor(task.seen), task.student.x[te]
     inputs = {"curated": task.teacher.x[te], "reader": note_sets(xs, vocab[reader.best(sentences)], polarity, n),
               "nearest": note_sets(xs, nearest, polarity, n)}
-    teacher_gamma = model.calibrations["teacher"].gamma if "teacher" in model.calibrations else 0.0
+    teacher_cal = model.calibrations.get("teacher", Calibration())
     base = task.baseline_scores(te.numpy())
     rows = {}
     for name, x in inputs.items():
         raw = cosine_logits(model.teacher_embeddings(x, cpu), model.concepts, 1.0)
-        rows[name] = {"calibrated": figures(raw - teacher_gamma * seen.float(), y, seen[y]),
+        rows[name] = {"calibrated": figures(teacher_cal.apply(raw, seen, None), y, seen),
                       **ceilings(raw, base, seen, y)}
-    raw = model.raw_scores(None, xs, cpu)["kg_guided"]
-    rows["kg_guided"] = {"calibrated": figures(model.calibrations["kg_guided"].apply(raw, seen, base), y, seen[y]),
+    raw = cosine_logits(model.student_embeddings("kg_guided", xs, cpu),
+                        model.student("kg_guided").concepts().float(), 1.0)
+    rows["kg_guided"] = {"calibrated": figures(model.calibrations["kg_guided"].apply(raw, seen, base), y, seen),
                          **ceilings(raw, base, seen, y)}
     return {"run": str(run), "candidates": task.num_candidates, "reader_losses": losses,
-            "teacher_gamma": teacher_gamma, "rows": rows}
+            "teacher_gamma": teacher_cal.gamma, "rows": rows}
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,19 +13,12 @@ import pytest
 from kgdistill.data.cwru import CWRU_FILE, load_cwru, parse_file_name
 from kgdistill.errors import DataError
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from script_loader import load_script  # noqa: E402
+
 SHA256 = "e8190d69ff6bb67ad649a7c0e8e9a9b4203d39c2e5e0b7b3e51056edd09db09d"
 MANIFEST = json.loads((CWRU_FILE.parent / "manifest.json").read_text(encoding="utf-8"))
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("derive_cwru", ROOT / "scripts" / "derive_cwru.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-derive_cwru = _script()
+derive_cwru = load_script("derive_cwru")
 
 
 def test_shipped_file_checksums():

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import shutil
+import sys
 import wave
 from pathlib import Path
 
@@ -13,7 +13,8 @@ import pytest
 from kgdistill.data.fsdd import FSDD_DIR, SHA256, load_fsdd, mulaw_decode, mulaw_encode
 from kgdistill.errors import DataError
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from script_loader import load_script  # noqa: E402
 
 
 def test_shipped_files_have_the_pinned_checksums():
@@ -63,10 +64,7 @@ def mulaw_bound(x):
 
 
 def _derive_module():
-    spec = importlib.util.spec_from_file_location("derive_fsdd", ROOT / "scripts" / "derive_fsdd.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("derive_fsdd")
 
 
 def test_derivation_is_byte_for_byte_and_decodes_to_the_recordings(tmp_path):

@@ -1,20 +1,19 @@
 """The load script's memory verdict (``scripts/load_test.py``): flat means no trend once warmed up."""
 from __future__ import annotations
 
-import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from script_loader import load_script  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def load_test():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "load_test.py"
-    spec = importlib.util.spec_from_file_location("load_test_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("load_test", "load_test_script")
 
 
 def test_a_steady_rise_is_its_slope_and_a_noisy_band_is_flat(load_test):

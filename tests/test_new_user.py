@@ -3,12 +3,16 @@ failed run that blocks a second try, candidates the graph cannot tell apart."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from script_loader import load_script  # noqa: E402
 
 
 def _strict(text: str):
@@ -41,14 +45,7 @@ def test_no_mistake_is_no_severity_not_a_perfect_one():
 
 
 def test_the_benchmark_averages_severity_over_the_seeds_that_have_one():
-    import importlib.util
-    import sys
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_quality.py"
-    spec = importlib.util.spec_from_file_location("bench_quality_under_test", path)
-    bq = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bq  # its dataclasses look their module up
-    spec.loader.exec_module(bq)
+    bq = load_script("bench_quality", "bench_quality_under_test")
     task = bq.BenchTask("quick", "t")
     seeds = {"0": {"seen_top1": 1.0, "mistake_severity": None, "all_top1": 1.0},
              "1": {"seen_top1": 0.5, "mistake_severity": 0.4, "all_top1": 0.5},

@@ -55,4 +55,4 @@ def test_the_ceiling_takes_the_grid_point_with_the_best_harmonic_mean(probe):
     assert best["ceiling"]["all_top1"] == pytest.approx(100.0)
     g, b = best["ceiling"]["gamma"], best["ceiling"]["beta"]
     assert 0.9 - 1.0 + g + 0.5 * b > 0 and 1.0 - g > 0              # the chosen point ranks both truths first
-    assert probe.figures(raw, y, seen[y])["H"] == 0.0               # without it the unseen patient is wrong
+    assert probe.figures(raw, y, seen)["H"] == 0.0               # without it the unseen patient is wrong

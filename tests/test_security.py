@@ -18,6 +18,7 @@ import builtins
 import io
 import logging
 import pickle  # noqa: S403  (only to build hostile payloads; the package itself must never import it)
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,9 @@ import pytest
 import yaml
 
 from kgdistill.errors import ConfigError, DataError, KGDistillError, RunDirError, StoreError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from script_loader import load_script  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "kgdistill"
@@ -212,11 +216,7 @@ def test_xml_external_entities_are_not_fetched(tmp_path, record_property):
 # ============================================================================= credentials
 def _fault_dataset(root: Path) -> Path:
     """A small paired dataset over the machine-fault taxonomy (the repository's own example generator)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_fault_example", ROOT / "scripts" / "make_fault_example.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("make_fault_example")
     out = root / "fault-data"
     import contextlib
 
